@@ -1,0 +1,142 @@
+// Command katafs-bench measures katafs against its baselines, side by side
+// in one run, and prints ratios. scripts/bench.sh (make bench) runs it
+// against a live mount.
+//
+//	katafs-bench -mnt /kata -kernel K -initrd I -accel tcg [-rounds 5]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/katafs/katafs/agent"
+	"github.com/katafs/katafs/qmp"
+)
+
+func main() {
+	mnt := flag.String("mnt", "/kata", "a katafs mount")
+	kernel := flag.String("kernel", "build/guest/vmlinuz", "guest kernel")
+	initrd := flag.String("initrd", "build/guest/initrd.img", "guest initrd")
+	accel := flag.String("accel", "tcg", "accelerator for the bare boot (the one the daemon uses)")
+	rounds := flag.Int("rounds", 5, "boots of each kind")
+	reads := flag.Int("reads", 2000, "reads of each file")
+	flag.Parse()
+	if err := run(*mnt, *kernel, *initrd, *accel, *rounds, *reads); err != nil {
+		fmt.Fprintln(os.Stderr, "katafs-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(mnt, kernel, initrd, accel string, rounds, reads int) error {
+	tmp, err := os.MkdirTemp("", "kb")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+
+	// Interleave the two kinds so drift on the host hits both alike.
+	var bare, create []time.Duration
+	for i := 0; i < rounds; i++ {
+		d, err := bareBoot(filepath.Join(tmp, fmt.Sprint(i)), kernel, initrd, accel)
+		if err != nil {
+			return fmt.Errorf("bare boot: %w", err)
+		}
+		bare = append(bare, d)
+		d, err = katafsCreate(mnt, fmt.Sprintf("bench-%d-%d", os.Getpid(), i))
+		if err != nil {
+			return fmt.Errorf("create: %w", err)
+		}
+		create = append(create, d)
+		fmt.Printf("round %d: bare boot %v, create %v\n", i+1, bare[i].Round(time.Millisecond), create[i].Round(time.Millisecond))
+	}
+	mb, mc := median(bare), median(create)
+	fmt.Printf("create-to-ready  median %v vs bare QEMU boot to agent answer %v: ratio %.3f (target <= 1.15)\n",
+		mc.Round(time.Millisecond), mb.Round(time.Millisecond), float64(mc)/float64(mb))
+
+	id := fmt.Sprintf("bench-%d-status", os.Getpid())
+	if _, err := katafsCreate(mnt, id); err != nil {
+		return err
+	}
+	defer writeFile(filepath.Join(mnt, "sandboxes", id, "ctl"), "delete\n")
+	status := filepath.Join(mnt, "sandboxes", id, "status")
+	trivial := filepath.Join(mnt, "errors")
+	var ts, tt []time.Duration
+	for i := 0; i < reads; i++ {
+		d, err := timedRead(status)
+		if err != nil {
+			return err
+		}
+		ts = append(ts, d)
+		if d, err = timedRead(trivial); err != nil {
+			return err
+		}
+		tt = append(tt, d)
+	}
+	fmt.Printf("cat status       median %v vs a trivial file of the same server %v: ratio %.2f (%d reads each)\n",
+		median(ts), median(tt), float64(median(ts))/float64(median(tt)), reads)
+	return nil
+}
+
+// bareBoot starts QEMU with exactly the sandbox's command line and times
+// it until the agent answers Check: the floor for create-to-ready.
+func bareBoot(dir, kernel, initrd, accel string) (time.Duration, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return 0, err
+	}
+	cfg := qmp.Config{Name: "bare", Kernel: kernel, Initrd: initrd, MemoryMiB: 256, CPUs: 1, Accel: accel, RunDir: dir}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	start := time.Now()
+	cmd := exec.Command("qemu-system-x86_64", cfg.Args()...)
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	c, err := agent.Connect(ctx, agent.UnixDialer{Path: cfg.AgentSocket()})
+	if err != nil {
+		return 0, err
+	}
+	d := time.Since(start)
+	c.Close()
+	return d, nil
+}
+
+// katafsCreate times `echo "create ID" > ctl` through the mount.
+func katafsCreate(mnt, id string) (time.Duration, error) {
+	start := time.Now()
+	if err := writeFile(filepath.Join(mnt, "ctl"), "create "+id+"\n"); err != nil {
+		return 0, err
+	}
+	d := time.Since(start)
+	return d, writeFile(filepath.Join(mnt, "sandboxes", id, "ctl"), "delete\n")
+}
+
+func writeFile(path, s string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(s); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func timedRead(path string) (time.Duration, error) {
+	start := time.Now()
+	_, err := os.ReadFile(path)
+	return time.Since(start), err
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
