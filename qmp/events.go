@@ -57,13 +57,20 @@ func (m *Monitor) drain(events <-chan gqmp.Event) {
 	for e := range events {
 		m.publish(toEvent(e))
 	}
-	m.mu.Lock()
-	for s := range m.subs {
-		delete(m.subs, s)
-		close(s.ch)
-	}
-	close(m.done)
-	m.mu.Unlock()
+	m.finish()
+}
+
+// finish ends the monitor once: subscribers' channels close, then Done.
+func (m *Monitor) finish() {
+	m.finished.Do(func() {
+		m.mu.Lock()
+		for s := range m.subs {
+			delete(m.subs, s)
+			close(s.ch)
+		}
+		close(m.done)
+		m.mu.Unlock()
+	})
 }
 
 func (m *Monitor) publish(e Event) {

@@ -43,6 +43,7 @@ type Monitor struct {
 	done     chan struct{} // closed when the event stream ends: QEMU gone or Close
 	closing  sync.Once
 	closeErr error
+	finished sync.Once
 	dropped  atomic.Uint64
 
 	mu   sync.Mutex // guards subs; a leaf lock
@@ -126,9 +127,31 @@ func (m *Monitor) Done() <-chan struct{} { return m.done }
 func (m *Monitor) Close() error {
 	m.closing.Do(func() {
 		m.closeErr = m.t.Disconnect()
-		<-m.done
+		// go-qemu's reader ends the event stream on EOF, but on a read
+		// error (ECONNRESET from a killed QEMU) it blocks for ever handing
+		// the error to a command nobody runs: do not wait on it.
+		select {
+		case <-m.done:
+		case <-time.After(closeWait):
+			m.finish()
+		}
 	})
 	return m.closeErr
+}
+
+// closeWait bounds how long Close waits for go-qemu's reader to stop.
+const closeWait = time.Second
+
+// CloseWhen closes the monitor once ch is closed: pass the QEMU process's
+// Done, so that Done fires even where go-qemu never ends its event stream.
+func (m *Monitor) CloseWhen(ch <-chan struct{}) {
+	go func() {
+		select {
+		case <-ch:
+			m.Close()
+		case <-m.done:
+		}
+	}()
 }
 
 // Execute runs a QMP command. args is marshalled as "arguments" (nil for

@@ -145,7 +145,9 @@ func (p *Process) Release() {
 	p.pidfd.Close() // wakes the watcher
 	<-p.watching
 	if p.cmd != nil && p.cmd.Process != nil {
-		p.cmd.Process.Release()
+		// Still our child: reap it whenever it exits, so a VM released
+		// and then deleted by this same daemon leaves no zombie.
+		go p.cmd.Wait()
 	}
 }
 

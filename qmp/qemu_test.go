@@ -153,6 +153,7 @@ func TestQEMUKill(t *testing.T) {
 	cfg := testConfig(t)
 	p := startVM(t, cfg)
 	m := dialVM(t, cfg)
+	m.CloseWhen(p.Done())
 	begin := time.Now()
 	if err := p.Kill(); err != nil {
 		t.Fatal(err)

@@ -90,8 +90,12 @@ var bootSteps = []bootStep{
 	}},
 	{"qmp", func(ctx context.Context, b *boot) error {
 		mon, err := qmp.Dial(ctx, b.qcfg.QMPSocket())
+		if err != nil {
+			return err
+		}
+		mon.CloseWhen(b.v.proc.Done())
 		b.v.mon = mon
-		return err
+		return nil
 	}},
 	{"agent", func(ctx context.Context, b *boot) error {
 		ctx, cancel := context.WithTimeout(ctx, b.m.opts.BootTimeout)
@@ -163,6 +167,7 @@ func (m *Manager) attachVM(ctx context.Context, cfg Config, rec record) (*vm, er
 		p.Release()
 		return nil, fmt.Errorf("qmp: %w", err)
 	}
+	v.mon.CloseWhen(p.Done())
 	actx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	if rec.State != StatePaused {
