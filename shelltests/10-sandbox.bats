@@ -113,3 +113,40 @@ teardown_file() { teardown_daemon; }
 	echo delete >"$MNT/sandboxes/s4/ctl"
 	wait_gone "$pid"
 }
+
+@test "Ctrl-C on a create undoes it: no QEMU, no metadata, no directory" {
+	# As a terminal's Ctrl-C: SIGINT to a writer in the foreground (a
+	# background job of a script would ignore SIGINT).
+	(
+		for _ in $(seq 200); do
+			pgrep -f "qemu-system.*guest=s9," >/dev/null && break
+			sleep 0.05
+		done
+		pkill -INT -f "^bash -c echo create s9 >"
+	) &
+	run bash -c "echo create s9 > $MNT/ctl"
+	[ "$status" -ne 0 ]
+	for _ in $(seq 100); do
+		pgrep -f "qemu-system.*guest=s9," >/dev/null || break
+		sleep 0.1
+	done
+	! pgrep -f "qemu-system.*guest=s9,"
+	[ ! -e "$MNT/sandboxes/s9" ]
+	[ ! -e "$STATE/meta/sandboxes/s9" ]
+	tail -1 "$MNT/errors" | grep -q "create s9"
+	# and the ID is free again
+	echo "create s9" >"$MNT/ctl"
+	echo delete >"$MNT/sandboxes/s9/ctl"
+}
+
+@test "katafs check reports FUSE, QEMU, the guest image and the accelerator" {
+	run "$KATAFS" check --state-dir "$STATE"
+	[ "$status" -eq 0 ]
+	[[ $output == *"ok   fuse"* ]]
+	[[ $output == *"ok   qemu"* ]]
+	[[ $output == *"ok   guest"* ]]
+	[[ $output == *"accel"*"will be used"* ]]
+	run "$KATAFS" check --kernel /nonexistent/vmlinuz
+	[ "$status" -ne 0 ]
+	[[ $output == *"FAIL guest"* ]]
+}
