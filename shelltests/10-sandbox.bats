@@ -119,7 +119,7 @@ teardown_file() { teardown_daemon; }
 	# background job of a script would ignore SIGINT).
 	(
 		for _ in $(seq 200); do
-			pgrep -f "qemu-system.*guest=s9," >/dev/null && break
+			pgrep -f "qemu-system.*guest=s9,.*$STATE" >/dev/null && break
 			sleep 0.05
 		done
 		pkill -INT -f "^bash -c echo create s9 >"
@@ -127,10 +127,11 @@ teardown_file() { teardown_daemon; }
 	run bash -c "echo create s9 > $MNT/ctl"
 	[ "$status" -ne 0 ]
 	for _ in $(seq 100); do
-		pgrep -f "qemu-system.*guest=s9," >/dev/null || break
+		pgrep -f "qemu-system.*guest=s9,.*$STATE" >/dev/null || break
 		sleep 0.1
 	done
-	! pgrep -f "qemu-system.*guest=s9,"
+	run pgrep -f "qemu-system.*guest=s9,.*$STATE"
+	[ "$status" -ne 0 ]
 	[ ! -e "$MNT/sandboxes/s9" ]
 	[ ! -e "$STATE/meta/sandboxes/s9" ]
 	tail -1 "$MNT/errors" | grep -q "create s9"

@@ -42,8 +42,14 @@ setup_daemon() {
 # QEMU still running from this state directory: no orphan VM, ever.
 teardown_daemon() {
 	local id
+	local leaked=""
 	for id in $(ls "$MNT/sandboxes" 2>/dev/null); do
 		echo delete >"$MNT/sandboxes/$id/ctl" 2>/dev/null || true
+	done
+	for _ in $(seq 50); do
+		leaked=$(qemu_pids)
+		[ -z "$leaked" ] && break
+		sleep 0.1
 	done
 	stop_daemon
 	pkill -KILL -f "qemu-system.*$STATE" 2>/dev/null || true
@@ -52,6 +58,10 @@ teardown_daemon() {
 		echo "state kept in $STATE" >&3
 	else
 		rm -rf "$STATE" "$MNT"
+	fi
+	if [ -n "$leaked" ]; then
+		echo "QEMU outlived the delete of every sandbox: $leaked" >&2
+		return 1
 	fi
 }
 

@@ -48,9 +48,13 @@ func run(mnt, kernel, initrd, accel string, rounds, reads int) error {
 			return fmt.Errorf("bare boot: %w", err)
 		}
 		bare = append(bare, d)
-		d, err = katafsCreate(mnt, fmt.Sprintf("bench-%d-%d", os.Getpid(), i))
+		id := fmt.Sprintf("bench-%d-%d", os.Getpid(), i)
+		d, err = katafsCreate(mnt, id)
 		if err != nil {
 			return fmt.Errorf("create: %w", err)
+		}
+		if err := writeFile(filepath.Join(mnt, "sandboxes", id, "ctl"), "delete\n"); err != nil {
+			return fmt.Errorf("delete: %w", err)
 		}
 		create = append(create, d)
 		fmt.Printf("round %d: bare boot %v, create %v\n", i+1, bare[i].Round(time.Millisecond), create[i].Round(time.Millisecond))
@@ -113,8 +117,7 @@ func katafsCreate(mnt, id string) (time.Duration, error) {
 	if err := writeFile(filepath.Join(mnt, "ctl"), "create "+id+"\n"); err != nil {
 		return 0, err
 	}
-	d := time.Since(start)
-	return d, writeFile(filepath.Join(mnt, "sandboxes", id, "ctl"), "delete\n")
+	return time.Since(start), nil
 }
 
 func writeFile(path, s string) error {
