@@ -11,6 +11,10 @@ import (
 // AgentPortName is the virtio-serial port the guest agent listens on.
 const AgentPortName = "agent.channel.0"
 
+// AgentPortID is the QEMU device id of the agent's virtserialport, named in
+// its VSERPORT_CHANGE events.
+const AgentPortID = "agentport"
+
 // BaseKernelArgs starts every guest kernel command line.
 const BaseKernelArgs = "console=ttyS0 panic=1 quiet"
 
@@ -154,7 +158,7 @@ func (c Config) Args() []string {
 		"-mon", "chardev=qmp,mode=control",
 		"-device", "virtio-serial-pci,id=vser0",
 		"-chardev", "socket,id=agent,path="+optEscape(c.AgentSocket())+",server=on,wait=off",
-		"-device", "virtserialport,bus=vser0.0,chardev=agent,name="+AgentPortName,
+		"-device", "virtserialport,bus=vser0.0,chardev=agent,id="+AgentPortID+",name="+AgentPortName,
 	)
 	for i := 0; i < c.HotplugPorts; i++ {
 		a = append(a, "-device", fmt.Sprintf("pcie-root-port,id=%s,bus=pcie.0,chassis=%d,port=%d",

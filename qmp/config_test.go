@@ -45,7 +45,7 @@ func TestArgsDefaults(t *testing.T) {
 		{"-mon", "chardev=qmp,mode=control"},
 		{"-device", "virtio-serial-pci,id=vser0"},
 		{"-chardev", "socket,id=agent,path=/run/k/ab/agent.sock,server=on,wait=off"},
-		{"-device", "virtserialport,bus=vser0.0,chardev=agent,name=agent.channel.0"},
+		{"-device", "virtserialport,bus=vser0.0,chardev=agent,id=agentport,name=agent.channel.0"},
 		{"-pidfile", "/run/k/ab/qemu.pid"},
 	} {
 		if !hasPair(a, p[0], p[1]) {

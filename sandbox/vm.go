@@ -69,6 +69,32 @@ type boot struct {
 	v    *vm
 	// onStarted runs once QEMU's pid is known, to record it durably.
 	onStarted func(pid int) error
+	// events carries QMP events from the qmp step on, until the boot ends.
+	events      <-chan qmp.Event
+	unsubscribe func()
+}
+
+// portOpenFallback is how long the agent step waits for the guest to open
+// its port before it connects anyway (the event could have come before the
+// subscription, on a very fast boot).
+var portOpenFallback = 15 * time.Second
+
+// waitAgentPort waits until the guest opened the agent's port (QMP
+// VSERPORT_CHANGE), so the host connects once, to a listening agent: a
+// connection made earlier is sometimes never answered and costs a whole
+// connect attempt. It gives up quietly and lets Connect retry.
+func (b *boot) waitAgentPort(ctx context.Context) {
+	if b.events == nil {
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, portOpenFallback)
+	defer cancel()
+	t := time.Now()
+	if err := qmp.WaitPortOpen(wctx, b.events, qmp.AgentPortID); err != nil {
+		b.m.log.WithField("sandbox", b.cfg.ID).WithError(err).Warn("no port-open event; connecting anyway")
+		return
+	}
+	b.m.log.WithField("sandbox", b.cfg.ID).Debugf("guest opened the agent port after %v", time.Since(t))
 }
 
 var bootSteps = []bootStep{
@@ -95,11 +121,14 @@ var bootSteps = []bootStep{
 		}
 		mon.CloseWhen(b.v.proc.Done())
 		b.v.mon = mon
+		// Subscribe now, long before the guest can open its port.
+		b.events, b.unsubscribe = mon.Subscribe()
 		return nil
 	}},
 	{"agent", func(ctx context.Context, b *boot) error {
 		ctx, cancel := context.WithTimeout(ctx, b.m.opts.BootTimeout)
 		defer cancel()
+		b.waitAgentPort(ctx)
 		c, err := connectAgent(ctx, b.v, b.qcfg.AgentSocket())
 		if err != nil {
 			return fmt.Errorf("agent: %w%s", err, consoleTail(b.qcfg.ConsoleLog()))
@@ -140,6 +169,11 @@ func connectAgent(ctx context.Context, v *vm, sock string) (*agent.Client, error
 func (m *Manager) bootVM(ctx context.Context, cfg Config, onStarted func(pid int) error) (*vm, error) {
 	b := &boot{m: m, cfg: cfg, v: &vm{gone: make(chan struct{})}, onStarted: onStarted}
 	start := time.Now()
+	defer func() {
+		if b.unsubscribe != nil {
+			b.unsubscribe()
+		}
+	}()
 	for _, st := range bootSteps {
 		t := time.Now()
 		if err := st.run(ctx, b); err != nil {

@@ -14,10 +14,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-bin/katafs mount --state-dir "$state" "$mnt" >"$state/daemon.log" 2>&1 &
+# The daemon and the bare boot use the very same kernel and initrd.
+kernel=build/guest/vmlinux
+[ -f "$kernel" ] || kernel=build/guest/vmlinuz
+initrd=build/guest/initrd.img
+bin/katafs mount --state-dir "$state" --kernel "$kernel" --initrd "$initrd" "$mnt" >"$state/daemon.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do grep -qs katafs "$mnt/version" && break; sleep 0.1; done
 # The probe result decides the bare boot's accelerator too.
 accel=$(bin/katafs check 2>/dev/null | awk '$2 == "accel" { print $3 }')
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(qemu-system-x86_64 --version | head -1), accel ${accel:-tcg}"
-bin/katafs-bench -mnt "$mnt" -accel "${accel:-tcg}" "$@"
+bin/katafs-bench -mnt "$mnt" -kernel "$kernel" -initrd "$initrd" -accel "${accel:-tcg}" "$@"

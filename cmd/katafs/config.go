@@ -46,8 +46,12 @@ func guestImage() (string, string) {
 		dirs = append([]string{filepath.Join(filepath.Dir(exe), "..", "build", "guest")}, dirs...)
 	}
 	for _, d := range dirs {
-		if _, err := os.Stat(filepath.Join(d, "vmlinuz")); err == nil {
-			return filepath.Join(d, "vmlinuz"), filepath.Join(d, "initrd.img")
+		// The uncompressed kernel boots ~150 ms sooner under TCG (QEMU
+		// enters it through its PVH note); the bzImage is the fallback.
+		for _, k := range []string{"vmlinux", "vmlinuz"} {
+			if _, err := os.Stat(filepath.Join(d, k)); err == nil {
+				return filepath.Join(d, k), filepath.Join(d, "initrd.img")
+			}
 		}
 	}
 	return filepath.Join(dirs[0], "vmlinuz"), filepath.Join(dirs[0], "initrd.img")
