@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"syscall"
 
 	"github.com/katafs/katafs/sandbox"
 )
@@ -35,4 +36,63 @@ type Sandbox interface {
 	ConsolePath() string
 	// Done is closed when the VM is gone; the console stream then ends.
 	Done() <-chan struct{}
+	Containers(ctx context.Context) ([]string, error)
+	// Container fetches a container; the error wraps ErrNotFound if none.
+	Container(ctx context.Context, id string) (Container, error)
+	// CreateContainer returns once the container is created (not started).
+	CreateContainer(ctx context.Context, cfg sandbox.ContainerConfig) error
+}
+
+// Container is one container of a sandbox as the tree sees it.
+type Container interface {
+	ID() string
+	// Spec is the OCI runtime spec, JSON: the `config` file.
+	Spec() []byte
+	Status(ctx context.Context) (sandbox.ContainerStatus, error)
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+	Delete(ctx context.Context) error
+	Pause(ctx context.Context) error
+	Resume(ctx context.Context) error
+	Kill(ctx context.Context, sig syscall.Signal) error
+	// Processes lists the process IDs, "init" among them.
+	Processes(ctx context.Context) ([]string, error)
+	// Process fetches a process; the error wraps ErrNotFound if none.
+	Process(ctx context.Context, id string) (Process, error)
+	// Exec returns once the process runs; a taken ID wraps ErrExists.
+	Exec(ctx context.Context, cfg sandbox.ProcessConfig) error
+}
+
+// Process is one process of a container.
+type Process interface {
+	ID() string
+	Status(ctx context.Context) (sandbox.ProcessStatus, error)
+	Stdout() Stream
+	// Stderr is nil for a tty process (a tty merges both): the
+	// process directory then has no stderr file.
+	Stderr() Stream
+	// OpenStdin says a writer opened stdin; every OpenStdin is matched
+	// by one ReleaseStdin.
+	OpenStdin()
+	// WriteStdin passes bytes on, in the order of the calls.
+	WriteStdin(ctx context.Context, p []byte) (int, error)
+	// ReleaseStdin says a writer closed stdin; the last one gives the
+	// process EOF.
+	ReleaseStdin() error
+	Signal(ctx context.Context, sig syscall.Signal) error
+	Resize(ctx context.Context, rows, cols uint16) error
+	Winsize() (rows, cols uint16)
+	// Wait blocks until the process ended and its stdout and stderr are
+	// fully drained.
+	Wait(ctx context.Context) (sandbox.ExitStatus, error)
+}
+
+// Stream is a growing log a process's output is spooled to.
+type Stream interface {
+	// Size is how much has been produced so far.
+	Size() int64
+	// ReadAt returns at once below Size; at the end it blocks until
+	// more data comes, returns io.EOF when the source ended, or
+	// ctx.Err().
+	ReadAt(ctx context.Context, p []byte, off int64) (int, error)
 }

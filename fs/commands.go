@@ -13,9 +13,12 @@ import (
 // command is one verb of a ctl file.
 type command struct {
 	run func(ctx context.Context, args []string) error
-	// names says that the first argument is the ID of the sandbox the
-	// command acts on (for the log's sandbox field).
-	names bool
+	// names, when set, is the log field (sandbox, container, proc) of
+	// the object the first argument names.
+	names string
+	// jsonTail: `VERB ID {...}` passes the JSON object from the brace
+	// to the end of the line as one argument, unsplit.
+	jsonTail bool
 }
 
 // commands is a ctl file's verb table.
@@ -48,7 +51,7 @@ func topCommands(t *tree) commands {
 				return err
 			}
 			return t.backend.Create(ctx, cfg)
-		}, names: true},
+		}, names: "sandbox"},
 	}
 }
 

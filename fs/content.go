@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/katafs/katafs/sandbox"
+	"github.com/sirupsen/logrus"
 )
 
 // field is one `key value` line of a status file and one key of its JSON
 // twin; both are rendered from the same list so their keys agree.
 type field struct {
 	key   string
-	value any // string or int
+	value any // string, int, int64 or bool
 }
 
 // statusFields is the status file's content, in its stable order.
@@ -54,6 +55,10 @@ func writeText(buf *bytes.Buffer, fs []field) {
 		switch x := f.value.(type) {
 		case int:
 			v = strconv.Itoa(x)
+		case int64:
+			v = strconv.FormatInt(x, 10)
+		case bool:
+			v = strconv.FormatBool(x)
 		case string:
 			v = oneLine(x)
 		}
@@ -149,7 +154,7 @@ func (f cloneFile) Generate(ctx context.Context, buf *bytes.Buffer) error {
 	defer stop()
 	id := f.t.backend.NewID()
 	if err := f.t.backend.Create(ctx, sandbox.Config{ID: id}); err != nil {
-		f.t.report("", id, "clone", err)
+		f.t.report("", logrus.Fields{"sandbox": id}, "clone", err)
 		return err
 	}
 	buf.WriteString(id + "\n")
@@ -164,4 +169,96 @@ type errorsFile struct {
 
 func (f errorsFile) Generate(ctx context.Context, buf *bytes.Buffer) error {
 	return f.t.errs.get(f.dir).Generate(ctx, buf)
+}
+
+// containerStatusFields is a container's status file, in its stable order.
+func containerStatusFields(st sandbox.ContainerStatus) []field {
+	return []field{
+		{"id", st.ID},
+		{"state", string(st.State)},
+		{"pid", st.Pid},
+		{"exit", st.Exit},
+	}
+}
+
+// procStatusFields is a process's status file, in its stable order.
+func procStatusFields(st sandbox.ProcessStatus) []field {
+	return []field{
+		{"id", st.ID},
+		{"state", st.State},
+		{"pid", st.Pid},
+		{"exit", st.Exit},
+		{"tty", st.TTY},
+		{"stdout_bytes", st.StdoutBytes},
+		{"stderr_bytes", st.StderrBytes},
+		{"stdout_dropped", st.StdoutDropped},
+		{"stderr_dropped", st.StderrDropped},
+	}
+}
+
+// renderFields writes fields as text, or as JSON when asJSON.
+func renderFields(buf *bytes.Buffer, fs []field, asJSON bool) error {
+	if asJSON {
+		return writeJSON(buf, fs)
+	}
+	writeText(buf, fs)
+	return nil
+}
+
+// containerStatusFile is containers/CID/status, or status.json.
+type containerStatusFile struct {
+	b      Backend
+	at     ref
+	asJSON bool
+}
+
+func (f containerStatusFile) Generate(ctx context.Context, buf *bytes.Buffer) error {
+	c, err := f.at.container(ctx, f.b)
+	if err != nil {
+		return err
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		return err
+	}
+	return renderFields(buf, containerStatusFields(st), f.asJSON)
+}
+
+// procStatusFile is procs/PID/status, or status.json.
+type procStatusFile struct {
+	b      Backend
+	at     ref
+	asJSON bool
+}
+
+func (f procStatusFile) Generate(ctx context.Context, buf *bytes.Buffer) error {
+	p, err := f.at.process(ctx, f.b)
+	if err != nil {
+		return err
+	}
+	st, err := p.Status(ctx)
+	if err != nil {
+		return err
+	}
+	return renderFields(buf, procStatusFields(st), f.asJSON)
+}
+
+// specFile is containers/CID/config: the OCI runtime spec as the backend
+// has it, ending in a newline.
+type specFile struct {
+	b  Backend
+	at ref
+}
+
+func (f specFile) Generate(ctx context.Context, buf *bytes.Buffer) error {
+	c, err := f.at.container(ctx, f.b)
+	if err != nil {
+		return err
+	}
+	spec := c.Spec()
+	buf.Write(spec)
+	if len(spec) > 0 && spec[len(spec)-1] != '\n' {
+		buf.WriteByte('\n')
+	}
+	return nil
 }

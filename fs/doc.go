@@ -6,10 +6,12 @@
 // # Shape
 //
 // Directories are tables (tree.go): each entry names a child and builds its
-// node. Nodes hold no sandbox object, only the sandbox ID, and fetch the
-// sandbox from the Backend on every operation, so a deleted sandbox makes
-// its files fail with ENOENT and a sandbox made before a daemon restart is
-// found. Read-only files get their content from one
+// node. The directories of objects (sandboxes/, containers/, procs/) are
+// objectsDirs (objects.go): fixed entries (ctl) beside one directory per
+// object the Backend lists. Nodes hold no sandbox, container or process
+// object, only its IDs (a ref, ref.go), and fetch it from the Backend on
+// every operation, so a deleted object makes its files fail with ENOENT
+// and one made before a daemon restart is found. Read-only files get their content from one
 // Generate(ctx, *bytes.Buffer) error, run once per open (a snapshot per
 // handle), so they are unit tested without a mount.
 //
@@ -17,7 +19,11 @@
 //
 // Below this package errors are Go errors wrapping the sandbox sentinels.
 // errnoOf (errno.go) is the one place they become an errno. A failed ctl
-// command is also appended to the errors file of its directory and logged.
+// command is also appended to an errors file and logged: top-level and
+// sandbox ctl to their directory's, containers/ctl to the sandbox's,
+// CID/ctl, procs/ctl and a process's signal and winsize to the
+// container's (ref.errorsDir). A failed stdin write only returns its
+// errno (EPIPE once the process no longer reads).
 // Plain VFS conditions (a write open of a read-only file) return their
 // errno constant directly.
 //
@@ -32,8 +38,20 @@
 // # Locks
 //
 // Lock order: ctlHandle.mu, then errorLogs.mu, then errorLog.mu. No lock is
-// held while calling the Backend except ctlHandle.mu, which serialises the
-// commands written through one open file.
+// held while calling the Backend except the mutex of one open file handle:
+// ctlHandle.mu serialises the commands written through one open file,
+// stdinHandle.mu the writes of one stdin writer, waitHandle.mu the reads
+// of one open wait file.
+//
+// # Processes
+//
+// stdin: each open for writing is OpenStdin, each write(2) one WriteStdin,
+// the release of the open ReleaseStdin. The kernel sends the release
+// after close(2) has returned, so the process sees EOF shortly after the
+// last writer closed, not before close returns. wait blocks in its first
+// read (not in open), so `cat wait` can be interrupted and a later open
+// after the end reads at once; its st_size is 0 until a handle knows the
+// result. A tty process has no stderr file.
 //
 // # Contexts and interrupts
 //
@@ -49,9 +67,10 @@
 //
 // # Shutdown
 //
-// When Mount's context is done, reads waiting at the end of a stream fail
-// with EIO (so a `cat console` does not keep the mount busy), then the
-// tree is unmounted, or detached if still busy.
+// When Mount's context is done, reads waiting at the end of a stream, wait
+// reads and blocked stdin writes fail with EIO (waitContext, stream.go), so
+// a `cat console` does not keep the mount busy; then the tree is unmounted,
+// or detached if still busy.
 //
 // # Concurrency
 //

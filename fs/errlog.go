@@ -59,7 +59,8 @@ func oneLine(s string) string {
 	}, s)
 }
 
-// errorLogs holds the top-level errors file ("") and one per sandbox.
+// errorLogs holds the top-level errors file ("") and one per sandbox
+// and container.
 type errorLogs struct {
 	mu  sync.Mutex
 	max int
@@ -70,8 +71,8 @@ func newErrorLogs(max int) *errorLogs {
 	return &errorLogs{max: max, m: map[string]*errorLog{}}
 }
 
-// get returns the errors file of dir ("" for the top level, else a
-// sandbox ID), making it on first use.
+// get returns the errors file of dir (a ref.errorsDir: "" for the top
+// level, ID for a sandbox, ID/CID for a container), making it on first use.
 func (ls *errorLogs) get(dir string) *errorLog {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
@@ -83,9 +84,14 @@ func (ls *errorLogs) get(dir string) *errorLog {
 	return l
 }
 
-// drop forgets a deleted sandbox's errors file.
+// drop forgets the errors files of a deleted object: dir and those of
+// the objects inside it (a sandbox's containers).
 func (ls *errorLogs) drop(dir string) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	delete(ls.m, dir)
+	for k := range ls.m {
+		if k == dir || strings.HasPrefix(k, dir+"/") {
+			delete(ls.m, k)
+		}
+	}
 }

@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"errors"
+	"io"
 	"syscall"
 
 	"github.com/katafs/katafs/sandbox"
@@ -22,6 +23,9 @@ var errnoTable = []struct {
 	{sandbox.ErrBusy, syscall.EBUSY},
 	{sandbox.ErrNoSpace, syscall.ENOSPC},
 	{sandbox.ErrVM, syscall.EIO},
+	// A write to the stdin of a process that no longer reads it.
+	{io.ErrClosedPipe, syscall.EPIPE},
+	{syscall.EPIPE, syscall.EPIPE},
 }
 
 // errnoOf is the one place a Go error becomes an errno. Errors wrapping

@@ -137,6 +137,8 @@ type fakeSandbox struct {
 	cfg   sandbox.Config
 	state sandbox.State
 	gone  bool
+
+	fakeContainers // fake_containers_test.go
 }
 
 var _ Sandbox = (*fakeSandbox)(nil)
@@ -152,7 +154,7 @@ func (s *fakeSandbox) Status(ctx context.Context) (sandbox.Status, error) {
 	return sandbox.Status{
 		ID: s.cfg.ID, State: s.state, Pid: 4242, Created: s.cfg.Created,
 		Factory: s.cfg.Factory, Proxy: s.cfg.Proxy, Shim: s.cfg.Shim, Agent: "ok",
-		MemoryMiB: s.cfg.MemoryMiB, CPUs: s.cfg.CPUs,
+		MemoryMiB: s.cfg.MemoryMiB, CPUs: s.cfg.CPUs, Containers: s.count(),
 	}, nil
 }
 

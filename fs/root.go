@@ -11,25 +11,26 @@ const (
 	modeDir    = syscall.S_IFDIR | 0o555
 	modeRead   = syscall.S_IFREG | 0o444
 	modeCtl    = syscall.S_IFREG | 0o200
+	modeRW     = syscall.S_IFREG | 0o644
 	modeStream = syscall.S_IFREG | 0o444
 )
 
 // rootEntries is /kata. factory/ slots in here.
 func rootEntries(t *tree) []entry {
 	return []entry{
-		{"clone", modeRead, func() fusefs.InodeEmbedder {
+		{name: "clone", mode: modeRead, make: func() fusefs.InodeEmbedder {
 			return &genFile{t: t, gen: cloneFile{t}, openOnly: true}
 		}},
-		{"ctl", modeCtl, func() fusefs.InodeEmbedder {
+		{name: "ctl", mode: modeCtl, make: func() fusefs.InodeEmbedder {
 			return &ctlFile{t: t, cmds: topCommands(t)}
 		}},
-		{"errors", modeRead, func() fusefs.InodeEmbedder {
+		{name: "errors", mode: modeRead, make: func() fusefs.InodeEmbedder {
 			return &genFile{t: t, gen: errorsFile{t: t}}
 		}},
-		{"sandboxes", modeDir, func() fusefs.InodeEmbedder {
-			return &sandboxesDir{t: t}
+		{name: "sandboxes", mode: modeDir, make: func() fusefs.InodeEmbedder {
+			return newSandboxesDir(t)
 		}},
-		{"version", modeRead, func() fusefs.InodeEmbedder {
+		{name: "version", mode: modeRead, make: func() fusefs.InodeEmbedder {
 			return &genFile{t: t, gen: versionFile{t.backend}}
 		}},
 	}

@@ -2,96 +2,60 @@ package fs
 
 import (
 	"context"
-	"sort"
-	"syscall"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
-	"github.com/hanwen/go-fuse/v2/fuse"
-	"github.com/katafs/katafs/sandbox"
 )
 
-// sandboxesDir is /kata/sandboxes: readdir is Backend.List, a lookup is
-// Backend.Sandbox, so sandboxes made before a restart are found.
-type sandboxesDir struct {
-	fusefs.Inode
-	t *tree
-}
-
-var (
-	_ = (fusefs.NodeLookuper)((*sandboxesDir)(nil))
-	_ = (fusefs.NodeReaddirer)((*sandboxesDir)(nil))
-	_ = (fusefs.NodeGetattrer)((*sandboxesDir)(nil))
-)
-
-// Lookup finds a sandbox. A name that is no valid ID names nothing
-// (ENOENT, as for any absent name; EINVAL is for commands). The entry is
-// not cached, so a deleted sandbox is gone from the next path walk on.
-func (d *sandboxesDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	if sandbox.ValidID(name) != nil {
-		return nil, syscall.ENOENT
+// newSandboxesDir is /kata/sandboxes: readdir is Backend.List, a lookup
+// is Backend.Sandbox.
+func newSandboxesDir(t *tree) *objectsDir {
+	return &objectsDir{
+		t:    t,
+		path: "/sandboxes",
+		kind: "sandbox",
+		list: t.backend.List,
+		child: func(ctx context.Context, id string) (*tableDir, error) {
+			if _, err := t.backend.Sandbox(ctx, id); err != nil {
+				return nil, err
+			}
+			return newSandboxDir(t, id), nil
+		},
 	}
-	if _, err := d.t.backend.Sandbox(ctx, name); err != nil {
-		return nil, errnoOf(err)
-	}
-	out.Mode = modeDir
-	d.t.times(&out.Attr)
-	out.SetEntryTimeout(0)
-	dir := newSandboxDir(d.t, name)
-	return d.NewInode(ctx, dir, fusefs.StableAttr{Mode: syscall.S_IFDIR, Ino: inoOf(dir.path)}), 0
-}
-
-func (d *sandboxesDir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
-	ids, err := d.t.backend.List(ctx)
-	if err != nil {
-		return nil, errnoOf(err)
-	}
-	sort.Strings(ids)
-	list := make([]fuse.DirEntry, 0, len(ids))
-	for _, id := range ids {
-		if sandbox.ValidID(id) != nil {
-			d.t.log.WithField("sandbox", id).Warn("backend listed an invalid sandbox ID; not shown")
-			continue
-		}
-		list = append(list, fuse.DirEntry{Name: id, Mode: syscall.S_IFDIR, Ino: inoOf(sandboxPath(id))})
-	}
-	return fusefs.NewListDirStream(list), 0
-}
-
-func (d *sandboxesDir) Getattr(ctx context.Context, _ fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	out.Mode = modeDir
-	d.t.times(&out.Attr)
-	return 0
 }
 
 func sandboxPath(id string) string { return "/sandboxes/" + id }
 
-// sandboxEntries is sandboxes/ID. events, containers/, devices,
-// interfaces and routes slot in here.
+// sandboxEntries is sandboxes/ID. events, devices, interfaces and routes
+// slot in here.
 func sandboxEntries(t *tree, id string) []entry {
+	at := ref{sb: id}
 	sf := sandboxFile{t.backend, id}
 	return []entry{
-		{"config", modeRead, func() fusefs.InodeEmbedder {
+		{name: "config", mode: modeRead, make: func() fusefs.InodeEmbedder {
 			return &genFile{t: t, gen: configFile{sf}}
 		}},
-		{"console", modeStream, func() fusefs.InodeEmbedder {
-			return &streamFile{t: t, open: func(ctx context.Context) (stream, error) {
+		{name: "console", mode: modeStream, make: func() fusefs.InodeEmbedder {
+			return &streamFile{t: t, open: func(ctx context.Context) (Stream, error) {
 				s, err := t.backend.Sandbox(ctx, id)
 				if err != nil {
-					return stream{}, err
+					return nil, err
 				}
-				return stream{path: s.ConsolePath(), done: s.Done()}, nil
+				return &fileStream{path: s.ConsolePath(), done: s.Done()}, nil
 			}}
 		}},
-		{"ctl", modeCtl, func() fusefs.InodeEmbedder {
-			return &ctlFile{t: t, dir: id, cmds: sandboxCommands(t, id)}
+		{name: "containers", mode: modeDir, make: func() fusefs.InodeEmbedder {
+			return newContainersDir(t, at)
 		}},
-		{"errors", modeRead, func() fusefs.InodeEmbedder {
-			return &genFile{t: t, gen: errorsFile{t: t, dir: id}}
+		{name: "ctl", mode: modeCtl, make: func() fusefs.InodeEmbedder {
+			return &ctlFile{t: t, at: at, cmds: sandboxCommands(t, id)}
 		}},
-		{"status", modeRead, func() fusefs.InodeEmbedder {
+		{name: "errors", mode: modeRead, make: func() fusefs.InodeEmbedder {
+			return &genFile{t: t, gen: errorsFile{t: t, dir: at.errorsDir()}}
+		}},
+		{name: "status", mode: modeRead, make: func() fusefs.InodeEmbedder {
 			return &genFile{t: t, gen: statusFile{sandboxFile: sf}}
 		}},
-		{"status.json", modeRead, func() fusefs.InodeEmbedder {
+		{name: "status.json", mode: modeRead, make: func() fusefs.InodeEmbedder {
 			return &genFile{t: t, gen: statusFile{sandboxFile: sf, asJSON: true}}
 		}},
 	}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/katafs/katafs/sandbox"
 )
 
 // Shutdown (Mount's ctx done) ends readers waiting on streams and
@@ -28,6 +30,20 @@ func TestMountShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cat.Process.Kill() })
+	// Readers of a process's stdout and wait end too.
+	sb, _ := b.get("s1")
+	if err := sb.CreateContainer(ctx, sandbox.ContainerConfig{ID: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	var procReaders []*exec.Cmd
+	for _, f := range []string{"stdout", "wait"} {
+		c := exec.Command("cat", filepath.Join(dir, "sandboxes/s1/containers/c1/procs/init", f))
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Process.Kill() })
+		procReaders = append(procReaders, c)
+	}
 	// cd in the shell, not with Cmd.Dir: a chdir between fork and exec
 	// into our own mount can deadlock (go-fuse fs docs).
 	shell := exec.Command("sh", "-c", "cd "+filepath.Join(dir, "sandboxes")+" && sleep 1")
@@ -38,8 +54,10 @@ func TestMountShutdown(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 
 	cancel()
-	if err := waitExit(t, cat, 5*time.Second); err == nil {
-		t.Errorf("cat of a stream at shutdown exited 0; want an error")
+	for _, c := range append(procReaders, cat) {
+		if err := waitExit(t, c, 5*time.Second); err == nil {
+			t.Errorf("%v at shutdown exited 0; want an error", c.Args)
+		}
 	}
 	waitExit(t, shell, 5*time.Second)
 	served := make(chan struct{})

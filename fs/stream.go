@@ -14,26 +14,17 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
-// streamPoll is how often a reader blocked at the end of a stream checks
-// the spool file for growth.
-const streamPoll = 50 * time.Millisecond
-
 var errShutdown = errors.New("katafs is shutting down")
 
-// stream is a growing log: a spool file some producer appends to, and a
-// channel closed when the producer is gone for good (nil: never).
-type stream struct {
-	path string
-	done <-chan struct{}
-}
-
-// streamFile serves a stream: st_size is what has been produced so far,
-// reads below it return at once, a read at the end waits for more data
-// or for the end (then EOF), and is interrupted with the request.
+// streamFile serves a Stream (stdout, stderr, console): st_size is what
+// has been produced so far, reads below it return at once, a read at the
+// end waits for more data or for the end (then EOF), and is interrupted
+// by the caller's Ctrl-C or by shutdown.
 type streamFile struct {
 	fusefs.Inode
-	t    *tree
-	open func(ctx context.Context) (stream, error)
+	t *tree
+	// open fetches the stream; it is held by the open handle.
+	open func(ctx context.Context) (Stream, error)
 }
 
 var (
@@ -43,6 +34,11 @@ var (
 	_ = (fusefs.FileReleaser)((*streamHandle)(nil))
 )
 
+// modTimer is a Stream that knows when it last grew.
+type modTimer interface {
+	ModTime() time.Time
+}
+
 func (f *streamFile) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY {
 		return nil, 0, syscall.EACCES
@@ -51,96 +47,183 @@ func (f *streamFile) Open(ctx context.Context, flags uint32) (fusefs.FileHandle,
 	if err != nil {
 		return nil, 0, errnoOf(err)
 	}
-	return &streamHandle{s: s, stopping: f.t.stopping}, fuse.FOPEN_DIRECT_IO, 0
+	return &streamHandle{t: f.t, s: s}, fuse.FOPEN_DIRECT_IO, 0
 }
 
 func (f *streamFile) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	out.Mode = modeStream
 	f.t.times(&out.Attr)
-	path := ""
+	var s Stream
 	if h, ok := fh.(*streamHandle); ok {
-		path = h.s.path
+		s = h.s
 	} else {
-		s, err := f.open(ctx)
-		if err != nil {
+		var err error
+		if s, err = f.open(ctx); err != nil {
 			return errnoOf(err)
 		}
-		path = s.path
 	}
-	if fi, err := os.Stat(path); err == nil {
-		out.Size = uint64(fi.Size())
-		mt := fi.ModTime()
-		out.SetTimes(nil, &mt, &mt)
+	out.Size = uint64(max(s.Size(), 0))
+	if m, ok := s.(modTimer); ok {
+		if mt := m.ModTime(); !mt.IsZero() {
+			out.SetTimes(nil, &mt, &mt)
+		}
 	}
 	return 0
 }
 
 // streamHandle is one open of a stream file.
 type streamHandle struct {
-	s        stream
-	stopping <-chan struct{}
-	mu       sync.Mutex
-	f        *os.File // opened on first read: the producer may not have made it yet
+	t *tree
+	s Stream
 }
 
 func (h *streamHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	var (
+		n   int
+		err error
+	)
+	if off < h.s.Size() {
+		n, err = h.s.ReadAt(ctx, dest, off)
+	} else {
+		wctx, stop := h.t.waitContext(ctx)
+		n, err = h.s.ReadAt(wctx, dest, off)
+		err = h.t.cause(wctx, err)
+		stop()
+	}
+	if n > 0 || err == io.EOF {
+		return fuse.ReadResultData(dest[:n]), 0
+	}
+	return nil, errnoOf(err)
+}
+
+func (h *streamHandle) Release(ctx context.Context) syscall.Errno {
+	if c, ok := h.s.(io.Closer); ok {
+		c.Close()
+	}
+	return 0
+}
+
+// waitContext is the context of an operation that waits for the guest
+// (a read at the end of a stream, wait, a stdin write): it is canceled
+// by the caller's stop request (callerContext) and, with cause
+// errShutdown, when the daemon shuts down, so that a waiting reader does
+// not keep the mount busy. Call stop when the operation is done.
+func (t *tree) waitContext(ctx context.Context) (_ context.Context, stop func()) {
+	cctx, cstop := callerContext(ctx)
+	wctx, cancel := context.WithCancelCause(cctx)
+	go func() {
+		select {
+		case <-t.stopping:
+			cancel(errShutdown)
+		case <-wctx.Done():
+		}
+	}()
+	return wctx, func() {
+		cancel(nil)
+		cstop()
+	}
+}
+
+// cause turns the cancellation of a waitContext by shutdown into
+// errShutdown (EIO), not EINTR.
+func (t *tree) cause(wctx context.Context, err error) error {
+	if err != nil && errors.Is(context.Cause(wctx), errShutdown) {
+		return errShutdown
+	}
+	return err
+}
+
+// streamPoll is how often a reader blocked at the end of a fileStream
+// checks the file for growth.
+const streamPoll = 50 * time.Millisecond
+
+// fileStream is a Stream over a log file some producer appends to (the
+// console QEMU writes), and a channel closed when the producer is gone
+// for good (nil: never). The file may not exist yet: it reads as empty.
+type fileStream struct {
+	path string
+	done <-chan struct{}
+
+	mu sync.Mutex
+	f  *os.File // opened on first read
+}
+
+var _ Stream = (*fileStream)(nil)
+
+func (s *fileStream) Size() int64 {
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+func (s *fileStream) ModTime() time.Time {
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime()
+}
+
+// ReadAt polls the file while it has nothing at off.
+func (s *fileStream) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	var tick *time.Ticker
 	for {
-		n, err := h.readAt(dest, off)
+		n, err := s.readAt(p, off)
 		if n > 0 || err != nil {
-			return fuse.ReadResultData(dest[:n]), errnoOf(err)
+			return n, err
 		}
 		if tick == nil {
-			var stop context.CancelFunc
-			ctx, stop = callerContext(ctx)
-			defer stop()
 			tick = time.NewTicker(streamPoll)
 			defer tick.Stop()
 		}
 		select {
 		case <-ctx.Done():
-			return nil, errnoOf(ctx.Err())
-		case <-h.stopping:
-			return nil, errnoOf(errShutdown)
-		case <-h.s.done:
+			return 0, ctx.Err()
+		case <-s.done:
 			// Take what was appended before the end, then EOF.
-			n, err := h.readAt(dest, off)
-			return fuse.ReadResultData(dest[:n]), errnoOf(err)
+			n, err := s.readAt(p, off)
+			if n == 0 && err == nil {
+				err = io.EOF
+			}
+			return n, err
 		case <-tick.C:
 		}
 	}
 }
 
 // readAt reads what is there at off; no file yet reads as empty.
-func (h *streamHandle) readAt(dest []byte, off int64) (int, error) {
-	h.mu.Lock()
-	if h.f == nil {
-		f, err := os.Open(h.s.path)
+func (s *fileStream) readAt(p []byte, off int64) (int, error) {
+	s.mu.Lock()
+	if s.f == nil {
+		f, err := os.Open(s.path)
 		if errors.Is(err, fs.ErrNotExist) {
-			h.mu.Unlock()
+			s.mu.Unlock()
 			return 0, nil
 		}
 		if err != nil {
-			h.mu.Unlock()
+			s.mu.Unlock()
 			return 0, err
 		}
-		h.f = f
+		s.f = f
 	}
-	f := h.f
-	h.mu.Unlock()
-	n, err := f.ReadAt(dest, off)
+	f := s.f
+	s.mu.Unlock()
+	n, err := f.ReadAt(p, off)
 	if err == io.EOF {
 		err = nil
 	}
 	return n, err
 }
 
-func (h *streamHandle) Release(ctx context.Context) syscall.Errno {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.f != nil {
-		h.f.Close()
-		h.f = nil
+func (s *fileStream) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f == nil {
+		return nil
 	}
-	return 0
+	err := s.f.Close()
+	s.f = nil
+	return err
 }

@@ -13,15 +13,24 @@ const maxLine = 4096
 
 // splitLine checks that line is text and splits it into words.
 func splitLine(line string) ([]string, error) {
+	if err := checkText(line); err != nil {
+		return nil, err
+	}
+	return tokenize(line)
+}
+
+// checkText refuses a line that is not UTF-8 text without control
+// characters (tabs are blanks).
+func checkText(line string) error {
 	if !utf8.ValidString(line) {
-		return nil, fmt.Errorf("%w: line is not UTF-8 text", sandbox.ErrInvalid)
+		return fmt.Errorf("%w: line is not UTF-8 text", sandbox.ErrInvalid)
 	}
 	for _, r := range line {
 		if (r < ' ' && r != '\t') || r == 0x7f {
-			return nil, fmt.Errorf("%w: line holds control character %q", sandbox.ErrInvalid, r)
+			return fmt.Errorf("%w: line holds control character %q", sandbox.ErrInvalid, r)
 		}
 	}
-	return tokenize(line)
+	return nil
 }
 
 // tokenize splits a line into words on blanks (space, tab). Single quotes

@@ -25,16 +25,13 @@ type tree struct {
 	stopping chan struct{}
 }
 
-// report records a failed command in the errors file of dir ("" is the
-// top level, else a sandbox ID) and in the log. subject, when not empty,
-// is the sandbox the command was about.
-func (t *tree) report(dir, subject, cmd string, err error) {
+// report records a failed command in the errors file of dir (a
+// ref.errorsDir) and in the log, with fields naming what the command was
+// about.
+func (t *tree) report(dir string, fields logrus.Fields, cmd string, err error) {
 	t.errs.get(dir).add(fmt.Sprintf("%s %s: %s", t.now().Format(time.RFC3339), cmd, err))
-	e := t.log.WithFields(logrus.Fields{"command": cmd, "errno": errnoOf(err).Error()})
-	if subject != "" {
-		e = e.WithField("sandbox", subject)
-	}
-	e.WithError(err).Warn("command failed")
+	t.log.WithFields(fields).WithFields(logrus.Fields{"command": cmd, "errno": errnoOf(err).Error()}).
+		WithError(err).Warn("command failed")
 }
 
 // Cache lifetimes handed to the kernel.
@@ -50,6 +47,17 @@ type entry struct {
 	name string
 	mode uint32 // S_IFxxx | permissions
 	make func() fusefs.InodeEmbedder
+	// present, when set, says whether the entry is there now (a tty
+	// process has no stderr); such an entry is not cached.
+	present func(ctx context.Context) (bool, error)
+}
+
+// shown reports whether e is in its directory now.
+func (e entry) shown(ctx context.Context) (bool, error) {
+	if e.present == nil {
+		return true, nil
+	}
+	return e.present(ctx)
 }
 
 // tableDir is a directory whose children come from a table. exists, when
@@ -69,14 +77,28 @@ var (
 )
 
 func (d *tableDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	for _, e := range d.entries {
+	return lookupEntry(ctx, &d.Inode, d.t, d.path, d.entries, name, out)
+}
+
+// lookupEntry finds name in the table entries of the directory parent,
+// whose tree path is path.
+func lookupEntry(ctx context.Context, parent *fusefs.Inode, t *tree, path string, entries []entry, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	for _, e := range entries {
 		if e.name != name {
 			continue
 		}
+		if ok, err := e.shown(ctx); err != nil || !ok {
+			if err != nil {
+				return nil, errnoOf(err)
+			}
+			return nil, syscall.ENOENT
+		}
 		out.Mode = e.mode
-		d.t.times(&out.Attr)
-		out.SetEntryTimeout(staticEntry)
-		return d.NewInode(ctx, e.make(), fusefs.StableAttr{Mode: e.mode & syscall.S_IFMT, Ino: inoOf(d.path + "/" + name)}), 0
+		t.times(&out.Attr)
+		if e.present == nil {
+			out.SetEntryTimeout(staticEntry)
+		}
+		return parent.NewInode(ctx, e.make(), fusefs.StableAttr{Mode: e.mode & syscall.S_IFMT, Ino: inoOf(path + "/" + name)}), 0
 	}
 	return nil, syscall.ENOENT
 }
@@ -89,6 +111,11 @@ func (d *tableDir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno
 	}
 	list := make([]fuse.DirEntry, 0, len(d.entries))
 	for _, e := range d.entries {
+		if ok, err := e.shown(ctx); err != nil {
+			return nil, errnoOf(err)
+		} else if !ok {
+			continue
+		}
 		list = append(list, fuse.DirEntry{Name: e.name, Mode: e.mode, Ino: inoOf(d.path + "/" + e.name)})
 	}
 	return fusefs.NewListDirStream(list), 0
