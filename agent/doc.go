@@ -8,7 +8,9 @@
 // PortName (QEMU exposes its host end as a unix socket) or, where the host
 // has /dev/vhost-vsock, a vsock connection. yamux multiplexes that stream;
 // the first yamux stream carries ttrpc (service katafs.agent.v1.AgentService,
-// see proto/agent.proto). Later streams are for stdio. Keepalives are off on
+// see proto/agent.proto). Every later stream the host opens is one stdio
+// stream of one process: it starts with a header naming (container, exec
+// id, stdin|stdout|stderr) and the guest's one-byte status (stdio.go). Keepalives are off on
 // both ends: a paused VM must not look dead.
 //
 // The guest end of a virtio-serial port outlives host connections: when the
@@ -45,6 +47,18 @@
 // virtio-serial port; it never returns and powers the VM off on a fatal
 // error, printing the reason on the console first.
 //
+// # Containers
+//
+// Runtime (runtime_linux.go) runs each container under an exec server:
+// the agent binary re-executed (IsContainerInit, RunContainerInit) as PID
+// 1 of new pid, mount, uts and ipc namespaces, chrooted into the
+// container's root (default: a tmpfs with the guest's busybox). It starts
+// init and exec'd processes as its children on the agent's request over a
+// socketpair (stdio fds passed with SCM_RIGHTS) and reports their exits.
+// Output waits in the process's pipe (or pty) until a host stream is
+// attached; a stream that dies keeps nothing back: the next attach gets
+// the rest (outPump).
+//
 // # Locks
 //
 // Each type has at most one mutex and no method holds it while calling
@@ -55,6 +69,7 @@
 //
 // Returned errors are wrapped with the step that failed ("agent: connect:
 // ..."). Errors from the agent keep their ttrpc status, so callers can use
-// status.Code from google.golang.org/grpc/status. ErrVsockUnavailable is the
+// status.Code from google.golang.org/grpc/status, or IsNotFound,
+// IsAlreadyExists, IsFailedPrecondition and IsInvalidArgument. ErrVsockUnavailable is the
 // one sentinel: Connect does not retry it.
 package agent

@@ -90,6 +90,10 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 }
 
 func TestMain(m *testing.M) {
+	// Container tests re-execute this binary as the exec server.
+	if IsContainerInit() {
+		RunContainerInit()
+	}
 	if os.Getenv("KATAFS_VM_DEBUG") != "" {
 		logrus.SetLevel(logrus.DebugLevel)
 	}

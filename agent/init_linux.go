@@ -78,7 +78,8 @@ func RunInit() {
 		}
 	}
 	ctx := context.Background()
-	go NewReaper().Run(ctx)
+	reaper := NewReaper()
+	go reaper.Run(ctx)
 
 	pctx, cancel := context.WithTimeout(ctx, portWaitTimeout)
 	port, err := OpenVirtioPort(pctx, "/sys", "/dev", PortName)
@@ -90,7 +91,13 @@ func RunInit() {
 	logrus.WithField("uptime", uptime()).Info("katafs-agent: serving on " + PortName)
 	go st.loadAllModules()
 
-	svc := NewService(ServiceConfig{SetHostname: SetHostname})
+	svc := NewService(ServiceConfig{
+		SetHostname: SetHostname,
+		// Exec servers are children of the reaper: it hands their
+		// statuses over. Nothing containers do yet needs the modules
+		// still loading (overlay, virtio_blk come with images).
+		Containers: NewRuntime(RuntimeConfig{Spawn: reaper.Spawn}),
+	})
 	served := make(chan error, 1)
 	go func() { served <- ServePort(ctx, port, svc) }()
 	select {

@@ -5,6 +5,9 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
+// streamWindow is the receive window of each yamux stream.
+const streamWindow = 4 << 20
+
 // muxConfig is the yamux configuration of both ends.
 func muxConfig() *yamux.Config {
 	cfg := yamux.DefaultConfig()
@@ -14,6 +17,10 @@ func muxConfig() *yamux.Config {
 	// Same reason: an unacknowledged stream open would close the whole
 	// session after 75 s. Callers bound their waits with a context instead.
 	cfg.StreamOpenTimeout = 0
+	// One stdio stream must keep the port busy: the default 256 KiB
+	// window stalls a stream every 256 KiB for a window update's round
+	// trip through the VM.
+	cfg.MaxStreamWindowSize = streamWindow
 	cfg.LogOutput = nil
 	cfg.Logger = yamuxLogger{logrus.WithField("component", "yamux")}
 	return cfg

@@ -21,6 +21,8 @@ type ServiceConfig struct {
 	SetHostname func(name string) error
 	// KernelRelease reports uname -r; nil uses uname(2).
 	KernelRelease func() (string, error)
+	// Containers runs containers; nil answers their calls Unimplemented.
+	Containers ContainerRuntime
 }
 
 // Service is the guest's AgentService. It outlives host connections: one

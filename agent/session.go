@@ -81,7 +81,7 @@ func serveConn(ctx context.Context, conn io.ReadWriteCloser, svc *Service) (good
 	}
 	pb.RegisterAgentServiceService(srv, svc)
 
-	l := &streamListener{Session: sess, controlClosed: make(chan struct{})}
+	l := &streamListener{Session: sess, controlClosed: make(chan struct{}), svc: svc}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, l) }()
 	served := false
@@ -104,24 +104,28 @@ func serveConn(ctx context.Context, conn io.ReadWriteCloser, svc *Service) (good
 	return goodbye, err
 }
 
-// streamListener hands the session's streams to ttrpc. The first stream
-// is the host's control stream (newClient opens it first); its closing is
-// the host's goodbye.
+// streamListener hands the session's first stream to ttrpc: the host's
+// control stream (newClient opens it first); its closing is the host's
+// goodbye. Every later stream is a stdio stream (see stdio.go) and goes to
+// the service instead.
 type streamListener struct {
 	*yamux.Session
 	accepted      atomic.Int64
 	controlClosed chan struct{}
+	svc           *Service
 }
 
 func (l *streamListener) Accept() (net.Conn, error) {
-	c, err := l.Session.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Session.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.accepted.Add(1) == 1 {
+			return &controlConn{Conn: c, closed: l.controlClosed}, nil
+		}
+		go l.svc.serveStdio(c, l.Session.IsClosed)
 	}
-	if l.accepted.Add(1) == 1 {
-		return &controlConn{Conn: c, closed: l.controlClosed}, nil
-	}
-	return c, nil
 }
 
 // controlConn is the control stream; ttrpc closes it when the host has

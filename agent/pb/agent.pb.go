@@ -384,6 +384,460 @@ func (*DestroySandboxRequest) Descriptor() ([]byte, []int) {
 	return file_agent_proto_rawDescGZIP(), []int{6}
 }
 
+type CreateContainerRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	ContainerId string                 `protobuf:"bytes,1,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	// The OCI runtime spec (runtime-spec specs.Spec) as JSON; its process
+	// is the container's init process.
+	SpecJson      []byte `protobuf:"bytes,2,opt,name=spec_json,json=specJson,proto3" json:"spec_json,omitempty"`
+	Tty           bool   `protobuf:"varint,3,opt,name=tty,proto3" json:"tty,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateContainerRequest) Reset() {
+	*x = CreateContainerRequest{}
+	mi := &file_agent_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateContainerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateContainerRequest) ProtoMessage() {}
+
+func (x *CreateContainerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateContainerRequest.ProtoReflect.Descriptor instead.
+func (*CreateContainerRequest) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *CreateContainerRequest) GetContainerId() string {
+	if x != nil {
+		return x.ContainerId
+	}
+	return ""
+}
+
+func (x *CreateContainerRequest) GetSpecJson() []byte {
+	if x != nil {
+		return x.SpecJson
+	}
+	return nil
+}
+
+func (x *CreateContainerRequest) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
+type ContainerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ContainerId   string                 `protobuf:"bytes,1,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContainerRequest) Reset() {
+	*x = ContainerRequest{}
+	mi := &file_agent_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContainerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContainerRequest) ProtoMessage() {}
+
+func (x *ContainerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContainerRequest.ProtoReflect.Descriptor instead.
+func (*ContainerRequest) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ContainerRequest) GetContainerId() string {
+	if x != nil {
+		return x.ContainerId
+	}
+	return ""
+}
+
+type PidResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The pid in the guest's root pid namespace.
+	Pid           int64 `protobuf:"varint,1,opt,name=pid,proto3" json:"pid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PidResponse) Reset() {
+	*x = PidResponse{}
+	mi := &file_agent_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PidResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PidResponse) ProtoMessage() {}
+
+func (x *PidResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PidResponse.ProtoReflect.Descriptor instead.
+func (*PidResponse) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *PidResponse) GetPid() int64 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+type ExecProcessRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	ContainerId string                 `protobuf:"bytes,1,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	ExecId      string                 `protobuf:"bytes,2,opt,name=exec_id,json=execId,proto3" json:"exec_id,omitempty"`
+	// specs.Process as JSON.
+	ProcessJson   []byte `protobuf:"bytes,3,opt,name=process_json,json=processJson,proto3" json:"process_json,omitempty"`
+	Tty           bool   `protobuf:"varint,4,opt,name=tty,proto3" json:"tty,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecProcessRequest) Reset() {
+	*x = ExecProcessRequest{}
+	mi := &file_agent_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecProcessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecProcessRequest) ProtoMessage() {}
+
+func (x *ExecProcessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecProcessRequest.ProtoReflect.Descriptor instead.
+func (*ExecProcessRequest) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ExecProcessRequest) GetContainerId() string {
+	if x != nil {
+		return x.ContainerId
+	}
+	return ""
+}
+
+func (x *ExecProcessRequest) GetExecId() string {
+	if x != nil {
+		return x.ExecId
+	}
+	return ""
+}
+
+func (x *ExecProcessRequest) GetProcessJson() []byte {
+	if x != nil {
+		return x.ProcessJson
+	}
+	return nil
+}
+
+func (x *ExecProcessRequest) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
+type ProcessRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ContainerId   string                 `protobuf:"bytes,1,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	ExecId        string                 `protobuf:"bytes,2,opt,name=exec_id,json=execId,proto3" json:"exec_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProcessRequest) Reset() {
+	*x = ProcessRequest{}
+	mi := &file_agent_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProcessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProcessRequest) ProtoMessage() {}
+
+func (x *ProcessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProcessRequest.ProtoReflect.Descriptor instead.
+func (*ProcessRequest) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ProcessRequest) GetContainerId() string {
+	if x != nil {
+		return x.ContainerId
+	}
+	return ""
+}
+
+func (x *ProcessRequest) GetExecId() string {
+	if x != nil {
+		return x.ExecId
+	}
+	return ""
+}
+
+type WaitProcessResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// exit code, or 128+signal number when killed by a signal.
+	Code int32 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	// The signal's name without SIG ("TERM") when killed by one.
+	Signal        string `protobuf:"bytes,2,opt,name=signal,proto3" json:"signal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WaitProcessResponse) Reset() {
+	*x = WaitProcessResponse{}
+	mi := &file_agent_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WaitProcessResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WaitProcessResponse) ProtoMessage() {}
+
+func (x *WaitProcessResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WaitProcessResponse.ProtoReflect.Descriptor instead.
+func (*WaitProcessResponse) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *WaitProcessResponse) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *WaitProcessResponse) GetSignal() string {
+	if x != nil {
+		return x.Signal
+	}
+	return ""
+}
+
+type SignalProcessRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ContainerId   string                 `protobuf:"bytes,1,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	ExecId        string                 `protobuf:"bytes,2,opt,name=exec_id,json=execId,proto3" json:"exec_id,omitempty"`
+	Signal        uint32                 `protobuf:"varint,3,opt,name=signal,proto3" json:"signal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignalProcessRequest) Reset() {
+	*x = SignalProcessRequest{}
+	mi := &file_agent_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignalProcessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignalProcessRequest) ProtoMessage() {}
+
+func (x *SignalProcessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignalProcessRequest.ProtoReflect.Descriptor instead.
+func (*SignalProcessRequest) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *SignalProcessRequest) GetContainerId() string {
+	if x != nil {
+		return x.ContainerId
+	}
+	return ""
+}
+
+func (x *SignalProcessRequest) GetExecId() string {
+	if x != nil {
+		return x.ExecId
+	}
+	return ""
+}
+
+func (x *SignalProcessRequest) GetSignal() uint32 {
+	if x != nil {
+		return x.Signal
+	}
+	return 0
+}
+
+type ResizeTTYRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ContainerId   string                 `protobuf:"bytes,1,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	ExecId        string                 `protobuf:"bytes,2,opt,name=exec_id,json=execId,proto3" json:"exec_id,omitempty"`
+	Rows          uint32                 `protobuf:"varint,3,opt,name=rows,proto3" json:"rows,omitempty"`
+	Cols          uint32                 `protobuf:"varint,4,opt,name=cols,proto3" json:"cols,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResizeTTYRequest) Reset() {
+	*x = ResizeTTYRequest{}
+	mi := &file_agent_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResizeTTYRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResizeTTYRequest) ProtoMessage() {}
+
+func (x *ResizeTTYRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResizeTTYRequest.ProtoReflect.Descriptor instead.
+func (*ResizeTTYRequest) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ResizeTTYRequest) GetContainerId() string {
+	if x != nil {
+		return x.ContainerId
+	}
+	return ""
+}
+
+func (x *ResizeTTYRequest) GetExecId() string {
+	if x != nil {
+		return x.ExecId
+	}
+	return ""
+}
+
+func (x *ResizeTTYRequest) GetRows() uint32 {
+	if x != nil {
+		return x.Rows
+	}
+	return 0
+}
+
+func (x *ResizeTTYRequest) GetCols() uint32 {
+	if x != nil {
+		return x.Cols
+	}
+	return 0
+}
+
 var File_agent_proto protoreflect.FileDescriptor
 
 const file_agent_proto_rawDesc = "" +
@@ -407,12 +861,51 @@ const file_agent_proto_rawDesc = "" +
 	"\n" +
 	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\"\x17\n" +
-	"\x15DestroySandboxRequest2\xc6\x02\n" +
+	"\x15DestroySandboxRequest\"j\n" +
+	"\x16CreateContainerRequest\x12!\n" +
+	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x1b\n" +
+	"\tspec_json\x18\x02 \x01(\fR\bspecJson\x12\x10\n" +
+	"\x03tty\x18\x03 \x01(\bR\x03tty\"5\n" +
+	"\x10ContainerRequest\x12!\n" +
+	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\"\x1f\n" +
+	"\vPidResponse\x12\x10\n" +
+	"\x03pid\x18\x01 \x01(\x03R\x03pid\"\x85\x01\n" +
+	"\x12ExecProcessRequest\x12!\n" +
+	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x17\n" +
+	"\aexec_id\x18\x02 \x01(\tR\x06execId\x12!\n" +
+	"\fprocess_json\x18\x03 \x01(\fR\vprocessJson\x12\x10\n" +
+	"\x03tty\x18\x04 \x01(\bR\x03tty\"L\n" +
+	"\x0eProcessRequest\x12!\n" +
+	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x17\n" +
+	"\aexec_id\x18\x02 \x01(\tR\x06execId\"A\n" +
+	"\x13WaitProcessResponse\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x16\n" +
+	"\x06signal\x18\x02 \x01(\tR\x06signal\"j\n" +
+	"\x14SignalProcessRequest\x12!\n" +
+	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x17\n" +
+	"\aexec_id\x18\x02 \x01(\tR\x06execId\x12\x16\n" +
+	"\x06signal\x18\x03 \x01(\rR\x06signal\"v\n" +
+	"\x10ResizeTTYRequest\x12!\n" +
+	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x17\n" +
+	"\aexec_id\x18\x02 \x01(\tR\x06execId\x12\x12\n" +
+	"\x04rows\x18\x03 \x01(\rR\x04rows\x12\x12\n" +
+	"\x04cols\x18\x04 \x01(\rR\x04cols2\xdd\b\n" +
 	"\fAgentService\x12F\n" +
 	"\x05Check\x12\x1d.katafs.agent.v1.CheckRequest\x1a\x1e.katafs.agent.v1.CheckResponse\x12L\n" +
 	"\aVersion\x12\x1f.katafs.agent.v1.VersionRequest\x1a .katafs.agent.v1.VersionResponse\x12N\n" +
 	"\rCreateSandbox\x12%.katafs.agent.v1.CreateSandboxRequest\x1a\x16.katafs.agent.v1.Empty\x12P\n" +
-	"\x0eDestroySandbox\x12&.katafs.agent.v1.DestroySandboxRequest\x1a\x16.katafs.agent.v1.EmptyB&Z$github.com/katafs/katafs/agent/pb;pbb\x06proto3"
+	"\x0eDestroySandbox\x12&.katafs.agent.v1.DestroySandboxRequest\x1a\x16.katafs.agent.v1.Empty\x12R\n" +
+	"\x0fCreateContainer\x12'.katafs.agent.v1.CreateContainerRequest\x1a\x16.katafs.agent.v1.Empty\x12Q\n" +
+	"\x0eStartContainer\x12!.katafs.agent.v1.ContainerRequest\x1a\x1c.katafs.agent.v1.PidResponse\x12P\n" +
+	"\vExecProcess\x12#.katafs.agent.v1.ExecProcessRequest\x1a\x1c.katafs.agent.v1.PidResponse\x12T\n" +
+	"\vWaitProcess\x12\x1f.katafs.agent.v1.ProcessRequest\x1a$.katafs.agent.v1.WaitProcessResponse\x12N\n" +
+	"\rSignalProcess\x12%.katafs.agent.v1.SignalProcessRequest\x1a\x16.katafs.agent.v1.Empty\x12F\n" +
+	"\tResizeTTY\x12!.katafs.agent.v1.ResizeTTYRequest\x1a\x16.katafs.agent.v1.Empty\x12E\n" +
+	"\n" +
+	"CloseStdin\x12\x1f.katafs.agent.v1.ProcessRequest\x1a\x16.katafs.agent.v1.Empty\x12K\n" +
+	"\x0ePauseContainer\x12!.katafs.agent.v1.ContainerRequest\x1a\x16.katafs.agent.v1.Empty\x12L\n" +
+	"\x0fResumeContainer\x12!.katafs.agent.v1.ContainerRequest\x1a\x16.katafs.agent.v1.Empty\x12L\n" +
+	"\x0fRemoveContainer\x12!.katafs.agent.v1.ContainerRequest\x1a\x16.katafs.agent.v1.EmptyB&Z$github.com/katafs/katafs/agent/pb;pbb\x06proto3"
 
 var (
 	file_agent_proto_rawDescOnce sync.Once
@@ -427,7 +920,7 @@ func file_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_agent_proto_goTypes = []any{
 	(CheckResponse_ServingStatus)(0), // 0: katafs.agent.v1.CheckResponse.ServingStatus
 	(*Empty)(nil),                    // 1: katafs.agent.v1.Empty
@@ -437,22 +930,50 @@ var file_agent_proto_goTypes = []any{
 	(*VersionResponse)(nil),          // 5: katafs.agent.v1.VersionResponse
 	(*CreateSandboxRequest)(nil),     // 6: katafs.agent.v1.CreateSandboxRequest
 	(*DestroySandboxRequest)(nil),    // 7: katafs.agent.v1.DestroySandboxRequest
+	(*CreateContainerRequest)(nil),   // 8: katafs.agent.v1.CreateContainerRequest
+	(*ContainerRequest)(nil),         // 9: katafs.agent.v1.ContainerRequest
+	(*PidResponse)(nil),              // 10: katafs.agent.v1.PidResponse
+	(*ExecProcessRequest)(nil),       // 11: katafs.agent.v1.ExecProcessRequest
+	(*ProcessRequest)(nil),           // 12: katafs.agent.v1.ProcessRequest
+	(*WaitProcessResponse)(nil),      // 13: katafs.agent.v1.WaitProcessResponse
+	(*SignalProcessRequest)(nil),     // 14: katafs.agent.v1.SignalProcessRequest
+	(*ResizeTTYRequest)(nil),         // 15: katafs.agent.v1.ResizeTTYRequest
 }
 var file_agent_proto_depIdxs = []int32{
-	0, // 0: katafs.agent.v1.CheckResponse.status:type_name -> katafs.agent.v1.CheckResponse.ServingStatus
-	2, // 1: katafs.agent.v1.AgentService.Check:input_type -> katafs.agent.v1.CheckRequest
-	4, // 2: katafs.agent.v1.AgentService.Version:input_type -> katafs.agent.v1.VersionRequest
-	6, // 3: katafs.agent.v1.AgentService.CreateSandbox:input_type -> katafs.agent.v1.CreateSandboxRequest
-	7, // 4: katafs.agent.v1.AgentService.DestroySandbox:input_type -> katafs.agent.v1.DestroySandboxRequest
-	3, // 5: katafs.agent.v1.AgentService.Check:output_type -> katafs.agent.v1.CheckResponse
-	5, // 6: katafs.agent.v1.AgentService.Version:output_type -> katafs.agent.v1.VersionResponse
-	1, // 7: katafs.agent.v1.AgentService.CreateSandbox:output_type -> katafs.agent.v1.Empty
-	1, // 8: katafs.agent.v1.AgentService.DestroySandbox:output_type -> katafs.agent.v1.Empty
-	5, // [5:9] is the sub-list for method output_type
-	1, // [1:5] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	0,  // 0: katafs.agent.v1.CheckResponse.status:type_name -> katafs.agent.v1.CheckResponse.ServingStatus
+	2,  // 1: katafs.agent.v1.AgentService.Check:input_type -> katafs.agent.v1.CheckRequest
+	4,  // 2: katafs.agent.v1.AgentService.Version:input_type -> katafs.agent.v1.VersionRequest
+	6,  // 3: katafs.agent.v1.AgentService.CreateSandbox:input_type -> katafs.agent.v1.CreateSandboxRequest
+	7,  // 4: katafs.agent.v1.AgentService.DestroySandbox:input_type -> katafs.agent.v1.DestroySandboxRequest
+	8,  // 5: katafs.agent.v1.AgentService.CreateContainer:input_type -> katafs.agent.v1.CreateContainerRequest
+	9,  // 6: katafs.agent.v1.AgentService.StartContainer:input_type -> katafs.agent.v1.ContainerRequest
+	11, // 7: katafs.agent.v1.AgentService.ExecProcess:input_type -> katafs.agent.v1.ExecProcessRequest
+	12, // 8: katafs.agent.v1.AgentService.WaitProcess:input_type -> katafs.agent.v1.ProcessRequest
+	14, // 9: katafs.agent.v1.AgentService.SignalProcess:input_type -> katafs.agent.v1.SignalProcessRequest
+	15, // 10: katafs.agent.v1.AgentService.ResizeTTY:input_type -> katafs.agent.v1.ResizeTTYRequest
+	12, // 11: katafs.agent.v1.AgentService.CloseStdin:input_type -> katafs.agent.v1.ProcessRequest
+	9,  // 12: katafs.agent.v1.AgentService.PauseContainer:input_type -> katafs.agent.v1.ContainerRequest
+	9,  // 13: katafs.agent.v1.AgentService.ResumeContainer:input_type -> katafs.agent.v1.ContainerRequest
+	9,  // 14: katafs.agent.v1.AgentService.RemoveContainer:input_type -> katafs.agent.v1.ContainerRequest
+	3,  // 15: katafs.agent.v1.AgentService.Check:output_type -> katafs.agent.v1.CheckResponse
+	5,  // 16: katafs.agent.v1.AgentService.Version:output_type -> katafs.agent.v1.VersionResponse
+	1,  // 17: katafs.agent.v1.AgentService.CreateSandbox:output_type -> katafs.agent.v1.Empty
+	1,  // 18: katafs.agent.v1.AgentService.DestroySandbox:output_type -> katafs.agent.v1.Empty
+	1,  // 19: katafs.agent.v1.AgentService.CreateContainer:output_type -> katafs.agent.v1.Empty
+	10, // 20: katafs.agent.v1.AgentService.StartContainer:output_type -> katafs.agent.v1.PidResponse
+	10, // 21: katafs.agent.v1.AgentService.ExecProcess:output_type -> katafs.agent.v1.PidResponse
+	13, // 22: katafs.agent.v1.AgentService.WaitProcess:output_type -> katafs.agent.v1.WaitProcessResponse
+	1,  // 23: katafs.agent.v1.AgentService.SignalProcess:output_type -> katafs.agent.v1.Empty
+	1,  // 24: katafs.agent.v1.AgentService.ResizeTTY:output_type -> katafs.agent.v1.Empty
+	1,  // 25: katafs.agent.v1.AgentService.CloseStdin:output_type -> katafs.agent.v1.Empty
+	1,  // 26: katafs.agent.v1.AgentService.PauseContainer:output_type -> katafs.agent.v1.Empty
+	1,  // 27: katafs.agent.v1.AgentService.ResumeContainer:output_type -> katafs.agent.v1.Empty
+	1,  // 28: katafs.agent.v1.AgentService.RemoveContainer:output_type -> katafs.agent.v1.Empty
+	15, // [15:29] is the sub-list for method output_type
+	1,  // [1:15] is the sub-list for method input_type
+	1,  // [1:1] is the sub-list for extension type_name
+	1,  // [1:1] is the sub-list for extension extendee
+	0,  // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_agent_proto_init() }
@@ -466,7 +987,7 @@ func file_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_proto_rawDesc), len(file_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   7,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

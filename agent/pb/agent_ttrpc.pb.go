@@ -12,6 +12,16 @@ type AgentServiceService interface {
 	Version(context.Context, *VersionRequest) (*VersionResponse, error)
 	CreateSandbox(context.Context, *CreateSandboxRequest) (*Empty, error)
 	DestroySandbox(context.Context, *DestroySandboxRequest) (*Empty, error)
+	CreateContainer(context.Context, *CreateContainerRequest) (*Empty, error)
+	StartContainer(context.Context, *ContainerRequest) (*PidResponse, error)
+	ExecProcess(context.Context, *ExecProcessRequest) (*PidResponse, error)
+	WaitProcess(context.Context, *ProcessRequest) (*WaitProcessResponse, error)
+	SignalProcess(context.Context, *SignalProcessRequest) (*Empty, error)
+	ResizeTTY(context.Context, *ResizeTTYRequest) (*Empty, error)
+	CloseStdin(context.Context, *ProcessRequest) (*Empty, error)
+	PauseContainer(context.Context, *ContainerRequest) (*Empty, error)
+	ResumeContainer(context.Context, *ContainerRequest) (*Empty, error)
+	RemoveContainer(context.Context, *ContainerRequest) (*Empty, error)
 }
 
 func RegisterAgentServiceService(srv *ttrpc.Server, svc AgentServiceService) {
@@ -44,6 +54,76 @@ func RegisterAgentServiceService(srv *ttrpc.Server, svc AgentServiceService) {
 					return nil, err
 				}
 				return svc.DestroySandbox(ctx, &req)
+			},
+			"CreateContainer": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req CreateContainerRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.CreateContainer(ctx, &req)
+			},
+			"StartContainer": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req ContainerRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.StartContainer(ctx, &req)
+			},
+			"ExecProcess": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req ExecProcessRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.ExecProcess(ctx, &req)
+			},
+			"WaitProcess": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req ProcessRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.WaitProcess(ctx, &req)
+			},
+			"SignalProcess": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req SignalProcessRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.SignalProcess(ctx, &req)
+			},
+			"ResizeTTY": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req ResizeTTYRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.ResizeTTY(ctx, &req)
+			},
+			"CloseStdin": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req ProcessRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.CloseStdin(ctx, &req)
+			},
+			"PauseContainer": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req ContainerRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.PauseContainer(ctx, &req)
+			},
+			"ResumeContainer": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req ContainerRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.ResumeContainer(ctx, &req)
+			},
+			"RemoveContainer": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req ContainerRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.RemoveContainer(ctx, &req)
 			},
 		},
 	})
@@ -86,6 +166,86 @@ func (c *agentserviceClient) CreateSandbox(ctx context.Context, req *CreateSandb
 func (c *agentserviceClient) DestroySandbox(ctx context.Context, req *DestroySandboxRequest) (*Empty, error) {
 	var resp Empty
 	if err := c.client.Call(ctx, "katafs.agent.v1.AgentService", "DestroySandbox", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentserviceClient) CreateContainer(ctx context.Context, req *CreateContainerRequest) (*Empty, error) {
+	var resp Empty
+	if err := c.client.Call(ctx, "katafs.agent.v1.AgentService", "CreateContainer", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentserviceClient) StartContainer(ctx context.Context, req *ContainerRequest) (*PidResponse, error) {
+	var resp PidResponse
+	if err := c.client.Call(ctx, "katafs.agent.v1.AgentService", "StartContainer", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentserviceClient) ExecProcess(ctx context.Context, req *ExecProcessRequest) (*PidResponse, error) {
+	var resp PidResponse
+	if err := c.client.Call(ctx, "katafs.agent.v1.AgentService", "ExecProcess", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentserviceClient) WaitProcess(ctx context.Context, req *ProcessRequest) (*WaitProcessResponse, error) {
+	var resp WaitProcessResponse
+	if err := c.client.Call(ctx, "katafs.agent.v1.AgentService", "WaitProcess", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentserviceClient) SignalProcess(ctx context.Context, req *SignalProcessRequest) (*Empty, error) {
+	var resp Empty
+	if err := c.client.Call(ctx, "katafs.agent.v1.AgentService", "SignalProcess", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentserviceClient) ResizeTTY(ctx context.Context, req *ResizeTTYRequest) (*Empty, error) {
+	var resp Empty
+	if err := c.client.Call(ctx, "katafs.agent.v1.AgentService", "ResizeTTY", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentserviceClient) CloseStdin(ctx context.Context, req *ProcessRequest) (*Empty, error) {
+	var resp Empty
+	if err := c.client.Call(ctx, "katafs.agent.v1.AgentService", "CloseStdin", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentserviceClient) PauseContainer(ctx context.Context, req *ContainerRequest) (*Empty, error) {
+	var resp Empty
+	if err := c.client.Call(ctx, "katafs.agent.v1.AgentService", "PauseContainer", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentserviceClient) ResumeContainer(ctx context.Context, req *ContainerRequest) (*Empty, error) {
+	var resp Empty
+	if err := c.client.Call(ctx, "katafs.agent.v1.AgentService", "ResumeContainer", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentserviceClient) RemoveContainer(ctx context.Context, req *ContainerRequest) (*Empty, error) {
+	var resp Empty
+	if err := c.client.Call(ctx, "katafs.agent.v1.AgentService", "RemoveContainer", req, &resp); err != nil {
 		return nil, err
 	}
 	return &resp, nil

@@ -19,6 +19,11 @@ import (
 )
 
 func main() {
+	// Before the PID 1 check: a container's exec server is PID 1 of its
+	// own pid namespace.
+	if agent.IsContainerInit() {
+		agent.RunContainerInit()
+	}
 	if os.Getpid() == 1 {
 		// The kernel passes unknown boot parameters as arguments: parse none.
 		agent.RunInit()
