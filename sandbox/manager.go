@@ -33,6 +33,7 @@ type Options struct {
 	// BootTimeout bounds the wait for the agent's first answer.
 	BootTimeout time.Duration // default 90s (TCG on a loaded host is slow)
 	MemoryMiB   int           // default 256
+	SpoolLimit  int64         // bytes kept per process stream, default 64 MiB
 	CPUs        int           // default 1
 	Log         *logrus.Entry
 }
@@ -72,6 +73,9 @@ func NewManager(opts Options) (*Manager, error) {
 	}
 	if opts.CPUs == 0 {
 		opts.CPUs = 1
+	}
+	if opts.SpoolLimit == 0 {
+		opts.SpoolLimit = 64 << 20
 	}
 	if opts.Log == nil {
 		opts.Log = logrus.NewEntry(logrus.StandardLogger())

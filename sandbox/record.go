@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,4 +47,12 @@ func loadJSON(st metastore.Store, key string, v any) error {
 		return fmt.Errorf("metadata %s is corrupt: %v", key, err)
 	}
 	return nil
+}
+
+// jsonUnmarshalStrict refuses unknown fields, so a typo in a process
+// object is an error rather than silently ignored.
+func jsonUnmarshalStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
 }

@@ -22,12 +22,15 @@ type Sandbox struct {
 	rec    record
 	vm     *vm
 	closed chan struct{} // closed once the VM is gone and no new one started
+
+	cmu  sync.Mutex // guards ctrs only; never held across a call
+	ctrs containers
 }
 
 func newSandbox(m *Manager, cfg Config) *Sandbox {
 	gone := make(chan struct{})
 	close(gone)
-	return &Sandbox{m: m, cfg: cfg, log: m.log.WithField("sandbox", cfg.ID), closed: gone}
+	return &Sandbox{m: m, cfg: cfg, log: m.log.WithField("sandbox", cfg.ID), closed: gone, ctrs: containers{}}
 }
 
 // ID is the sandbox's name.
@@ -156,6 +159,15 @@ func (s *Sandbox) watch(v *vm) {
 	v.release()
 	s.rec.State, s.rec.Reason, s.rec.Pid = StateStopped, "qemu exited unexpectedly", 0
 	s.log.Warn("QEMU exited: sandbox stopped")
+	// The agent session died with the VM: process streams and waits end
+	// by themselves; the containers stay listed, stopped, until deleted.
+	s.cmu.Lock()
+	for _, c := range s.ctrs {
+		c.mu.Lock()
+		c.state = StateStopped
+		c.mu.Unlock()
+	}
+	s.cmu.Unlock()
 	if err := s.save(); err != nil {
 		s.log.WithError(err).Error("saving state")
 	}
@@ -176,6 +188,9 @@ func (s *Sandbox) Status(ctx context.Context) (Status, error) {
 		Agent: "unreachable", MemoryMiB: s.cfg.MemoryMiB, CPUs: s.cfg.CPUs,
 		Reason: s.rec.Reason,
 	}
+	s.cmu.Lock()
+	st.Containers = len(s.ctrs)
+	s.cmu.Unlock()
 	if s.vm != nil {
 		st.Pid = s.vm.proc.Pid
 		if s.vm.agent != nil {
@@ -207,6 +222,7 @@ func (s *Sandbox) Stop(ctx context.Context) error {
 		v.stopWatching()
 		v.destroy(ctx)
 		s.rec.Pid = 0
+		s.dropContainers()
 		return nil
 	})
 }
@@ -287,6 +303,8 @@ func (s *Sandbox) Delete(ctx context.Context) error {
 		v.destroy(ctx)
 	}
 	os.RemoveAll(s.m.runDir(s.cfg.ID))
+	s.dropContainers()
+	os.RemoveAll(filepath.Join(s.m.opts.StateDir, "spool", s.cfg.ID))
 	if err := s.m.store.Delete(sandboxKey(s.cfg.ID)); err != nil {
 		return err
 	}
@@ -294,4 +312,19 @@ func (s *Sandbox) Delete(ctx context.Context) error {
 	s.m.forget(s.cfg.ID)
 	s.log.Info("deleted")
 	return nil
+}
+
+// dropContainers forgets every container once their VM is gone: their
+// processes' streams have ended, so readers of stdout and wait return.
+func (s *Sandbox) dropContainers() {
+	s.cmu.Lock()
+	all := s.ctrs
+	s.ctrs = containers{}
+	s.cmu.Unlock()
+	for _, c := range all {
+		c.mu.Lock()
+		c.drop()
+		c.state = StateStopped
+		c.mu.Unlock()
+	}
 }

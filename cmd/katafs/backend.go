@@ -7,7 +7,9 @@ import (
 	"github.com/katafs/katafs/sandbox"
 )
 
-// backend adapts the sandbox Manager to the interface fs consumes.
+// The adapters below fit the sandbox package's concrete types to the
+// interfaces fs consumes (Go has no covariant return types). No logic.
+
 type backend struct{ m *sandbox.Manager }
 
 var _ fs.Backend = backend{}
@@ -26,7 +28,39 @@ func (b backend) Sandbox(ctx context.Context, id string) (fs.Sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s, nil
+	return sandboxAdapter{s}, nil
 }
 
 func (b backend) Version(ctx context.Context) sandbox.VersionInfo { return b.m.Version(ctx) }
+
+type sandboxAdapter struct{ *sandbox.Sandbox }
+
+func (s sandboxAdapter) Container(ctx context.Context, id string) (fs.Container, error) {
+	c, err := s.Sandbox.Container(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return containerAdapter{c}, nil
+}
+
+type containerAdapter struct{ *sandbox.Container }
+
+func (c containerAdapter) Process(ctx context.Context, id string) (fs.Process, error) {
+	p, err := c.Container.Process(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return processAdapter{p}, nil
+}
+
+type processAdapter struct{ *sandbox.Process }
+
+func (p processAdapter) Stdout() fs.Stream { return p.Process.Stdout() }
+
+// Stderr is a nil interface, not a nil pointer in one, for a tty process.
+func (p processAdapter) Stderr() fs.Stream {
+	if s := p.Process.Stderr(); s != nil {
+		return s
+	}
+	return nil
+}
