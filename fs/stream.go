@@ -97,11 +97,23 @@ func (h *streamHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.R
 }
 
 func (h *streamHandle) Release(ctx context.Context) syscall.Errno {
-	if c, ok := h.s.(io.Closer); ok {
+	// Only a stream made for this open is closed with it; a process's
+	// spool is shared by every reader and lives on.
+	if c, ok := h.s.(perOpenStream); ok {
 		c.Close()
 	}
 	return 0
 }
+
+// perOpenStream is a Stream made anew for each open (the console's log
+// file), closed when that open is released.
+type perOpenStream interface {
+	Stream
+	io.Closer
+	perOpen()
+}
+
+func (s *fileStream) perOpen() {}
 
 // waitContext is the context of an operation that waits for the guest
 // (a read at the end of a stream, wait, a stdin write): it is canceled

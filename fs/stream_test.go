@@ -210,3 +210,22 @@ func TestMountHarmlessSignalDoesNotCancel(t *testing.T) {
 		t.Errorf("read with a background job: %q %q %v", out, stderr, err)
 	}
 }
+
+// closeCounter is a shared stream (as a process's spool) that records Close.
+type closeCounter struct {
+	Stream
+	closed int
+}
+
+func (c *closeCounter) Close() error { c.closed++; return nil }
+
+func TestStreamReleaseLeavesSharedStreamsOpen(t *testing.T) {
+	shared := &closeCounter{}
+	(&streamHandle{s: shared}).Release(context.Background())
+	if shared.closed != 0 {
+		t.Fatal("releasing one reader closed a stream other readers share")
+	}
+	own := &fileStream{path: "/nonexistent"}
+	var _ perOpenStream = own
+	(&streamHandle{s: own}).Release(context.Background())
+}
