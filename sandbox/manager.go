@@ -34,8 +34,11 @@ type Options struct {
 	BootTimeout time.Duration // default 90s (TCG on a loaded host is slow)
 	MemoryMiB   int           // default 256
 	SpoolLimit  int64         // bytes kept per process stream, default 64 MiB
-	CPUs        int           // default 1
-	Log         *logrus.Entry
+	// QEMUArgs are appended to every VM's command line; {rundir} becomes
+	// the VM's run directory. For debugging and benchmarks.
+	QEMUArgs []string
+	CPUs     int // default 1
+	Log      *logrus.Entry
 }
 
 // Manager is CreateSandbox, FetchSandbox and ListSandboxes.

@@ -43,7 +43,13 @@ func (m *Manager) runDir(id string) string {
 }
 
 func (m *Manager) qemuConfig(cfg Config, accel string) qmp.Config {
+	run := m.runDir(cfg.ID)
+	extra := make([]string, len(m.opts.QEMUArgs))
+	for i, a := range m.opts.QEMUArgs {
+		extra[i] = strings.ReplaceAll(a, "{rundir}", run)
+	}
 	return qmp.Config{
+		ExtraArgs: extra,
 		Name:      cfg.ID,
 		Binary:    m.opts.QEMU,
 		Kernel:    m.opts.Kernel,
@@ -51,7 +57,7 @@ func (m *Manager) qemuConfig(cfg Config, accel string) qmp.Config {
 		MemoryMiB: cfg.MemoryMiB,
 		CPUs:      cfg.CPUs,
 		Accel:     accel,
-		RunDir:    m.runDir(cfg.ID),
+		RunDir:    run,
 	}
 }
 

@@ -6,7 +6,8 @@ KATAFS=$REPO/bin/katafs
 
 # start_daemon starts katafs on $MNT with state in $STATE and waits for it.
 start_daemon() {
-	"$KATAFS" mount --state-dir "$STATE" --log-level debug "$MNT" >>"$STATE/daemon.log" 2>&1 &
+	# shellcheck disable=SC2086 # DAEMON_ARGS is a list of flags
+	"$KATAFS" mount --state-dir "$STATE" --log-level debug ${DAEMON_ARGS:-} "$MNT" >>"$STATE/daemon.log" 2>&1 &
 	echo $! >"$STATE/daemon.pid"
 	for _ in $(seq 100); do
 		[ -r "$MNT/version" ] && grep -q katafs "$MNT/version" 2>/dev/null && return 0

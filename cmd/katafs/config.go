@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -26,6 +28,32 @@ type settings struct {
 	BootTimeout time.Duration `json:"boot_timeout"`
 	LogLevel    string        `json:"log_level"`
 	FuseDebug   bool          `json:"fuse_debug"`
+	SpoolLimit  string        `json:"spool_limit"`
+	QEMUArgs    []string      `json:"qemu_args"`
+}
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, " ") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+// parseSize reads 64M, 512K, 1G or a plain number of bytes.
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(s, "K"):
+		mult, s = 1<<10, strings.TrimSuffix(s, "K")
+	case strings.HasSuffix(s, "M"):
+		mult, s = 1<<20, strings.TrimSuffix(s, "M")
+	case strings.HasSuffix(s, "G"):
+		mult, s = 1<<30, strings.TrimSuffix(s, "G")
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("bad size %q: want a positive number with an optional K, M or G", s)
+	}
+	return n * mult, nil
 }
 
 func defaults() settings {
@@ -35,6 +63,7 @@ func defaults() settings {
 		Kernel: kernel, Initrd: initrd, Accel: "auto",
 		ProbeFile: "/var/cache/katafs/accel.json",
 		MemoryMiB: 256, CPUs: 1, BootTimeout: 90 * time.Second, LogLevel: "info",
+		SpoolLimit: "64M",
 	}
 }
 
@@ -80,7 +109,7 @@ func parseFlags(name string, args []string) (settings, *flag.FlagSet, error) {
 		}
 	}
 	fl := flag.NewFlagSet("katafs "+name, flag.ContinueOnError)
-	fl.String("config", cfgFile, "JSON file with these settings (keys: state_dir, qemu, kernel, initrd, accel, accel_cache, memory_mib, cpus, boot_timeout, log_level)")
+	fl.String("config", cfgFile, "JSON file with these settings (keys: state_dir, qemu, kernel, initrd, accel, accel_cache, memory_mib, cpus, boot_timeout, log_level, spool_limit, qemu_args)")
 	fl.StringVar(&s.StateDir, "state-dir", s.StateDir, "where metadata, logs and sockets live")
 	fl.StringVar(&s.QEMU, "qemu", s.QEMU, "QEMU binary")
 	fl.StringVar(&s.Kernel, "kernel", s.Kernel, "guest kernel")
@@ -92,8 +121,15 @@ func parseFlags(name string, args []string) (settings, *flag.FlagSet, error) {
 	fl.DurationVar(&s.BootTimeout, "boot-timeout", s.BootTimeout, "how long a VM may take to answer")
 	fl.StringVar(&s.LogLevel, "log-level", s.LogLevel, "debug, info, warn or error")
 	fl.BoolVar(&s.FuseDebug, "fuse-debug", s.FuseDebug, "log every FUSE request")
+	fl.StringVar(&s.SpoolLimit, "spool-limit", s.SpoolLimit, "output kept per process stream (K, M, G); past it the oldest bytes are dropped")
+	qemuArgs := stringList(s.QEMUArgs)
+	fl.Var(&qemuArgs, "qemu-arg", "extra QEMU argument, repeatable; {rundir} is the VM's run directory (debugging, benchmarks)")
 	if err := fl.Parse(args); err != nil {
 		return s, nil, err
+	}
+	s.QEMUArgs = qemuArgs
+	if _, err := parseSize(s.SpoolLimit); err != nil {
+		return s, nil, fmt.Errorf("--spool-limit: %v", err)
 	}
 	lvl, err := logrus.ParseLevel(s.LogLevel)
 	if err != nil {
@@ -114,7 +150,9 @@ func cutPrefix(a string, prefixes ...string) (string, bool) {
 }
 
 func (s settings) managerOptions() sandbox.Options {
+	limit, _ := parseSize(s.SpoolLimit) // checked in parseFlags
 	return sandbox.Options{
+		SpoolLimit: limit, QEMUArgs: s.QEMUArgs,
 		StateDir: s.StateDir, QEMU: s.QEMU, Kernel: s.Kernel, Initrd: s.Initrd,
 		Accel: s.Accel, ProbeFile: s.ProbeFile, BootTimeout: s.BootTimeout,
 		MemoryMiB: s.MemoryMiB, CPUs: s.CPUs,
