@@ -18,7 +18,11 @@ trap cleanup EXIT
 kernel=build/guest/vmlinux
 [ -f "$kernel" ] || kernel=build/guest/vmlinuz
 initrd=build/guest/initrd.img
-bin/katafs mount --state-dir "$state" --kernel "$kernel" --initrd "$initrd" "$mnt" >"$state/daemon.log" 2>&1 &
+# Every VM gets a second virtio-serial port, bench.raw, for the raw throughput.
+bin/katafs mount --state-dir "$state" --kernel "$kernel" --initrd "$initrd" \
+	--qemu-arg -chardev --qemu-arg 'socket,id=raw,path={rundir}/raw.sock,server=on,wait=off' \
+	--qemu-arg -device --qemu-arg 'virtserialport,bus=vser0.0,chardev=raw,name=bench.raw' \
+	"$mnt" >"$state/daemon.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do grep -qs katafs "$mnt/version" && break; sleep 0.1; done
 # The probe result decides the bare boot's accelerator too.

@@ -92,16 +92,45 @@ func run(mnt, kernel, initrd, accel string, rounds, reads int) error {
 	}
 	fmt.Printf("cat status       median %v vs a trivial file of the same server %v: ratio %.2f (%d reads each)\n",
 		median(ts), median(tt), float64(median(ts))/float64(median(tt)), reads)
+
+	if err := ioBench(mnt, id, ioSize, ioRounds); err != nil {
+		return err
+	}
+	rtt, err := checkRTT(filepath.Join(tmp, "rtt"), kernel, initrd, accel)
+	if err != nil {
+		return fmt.Errorf("check round trip: %w", err)
+	}
+	fmt.Printf("                 agent Check round trip (bare VM, median of 50) %v\n", rtt.Round(10*time.Microsecond))
 	return nil
 }
+
+// Sizes of the I/O benchmark.
+var (
+	ioSize   = 20000000
+	ioRounds = 3
+)
 
 // bareBoot starts QEMU with exactly the sandbox's command line and times
 // it until the agent answers Check: the floor for create-to-ready. With
 // onEvent it first waits for QMP's VSERPORT_CHANGE, as katafs does;
 // without, it connects at once and retries.
 func bareBoot(dir, kernel, initrd, accel string, onEvent bool) (time.Duration, error) {
+	var d time.Duration
+	err := bareVM(dir, kernel, initrd, accel, onEvent, func(_ *agent.Client, booted time.Duration) error {
+		d = booted
+		return nil
+	})
+	return d, err
+}
+
+// withBareVM boots a bare VM and hands fn its agent client.
+func withBareVM(dir, kernel, initrd, accel string, fn func(*agent.Client) error) error {
+	return bareVM(dir, kernel, initrd, accel, true, func(c *agent.Client, _ time.Duration) error { return fn(c) })
+}
+
+func bareVM(dir, kernel, initrd, accel string, onEvent bool, fn func(*agent.Client, time.Duration) error) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return 0, err
+		return err
 	}
 	cfg := qmp.Config{Name: "bare", Kernel: kernel, Initrd: initrd, MemoryMiB: 256, CPUs: 1, Accel: accel, RunDir: dir}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -109,28 +138,27 @@ func bareBoot(dir, kernel, initrd, accel string, onEvent bool) (time.Duration, e
 	start := time.Now()
 	cmd := exec.Command("qemu-system-x86_64", cfg.Args()...)
 	if err := cmd.Start(); err != nil {
-		return 0, err
+		return err
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	if onEvent {
 		mon, err := dialRetry(ctx, cfg.QMPSocket())
 		if err != nil {
-			return 0, err
+			return err
 		}
 		defer mon.Close()
 		events, unsub := mon.Subscribe()
 		defer unsub()
 		if err := qmp.WaitPortOpen(ctx, events, qmp.AgentPortID); err != nil {
-			return 0, err
+			return err
 		}
 	}
 	c, err := agent.Connect(ctx, agent.UnixDialer{Path: cfg.AgentSocket()})
 	if err != nil {
-		return 0, err
+		return err
 	}
-	d := time.Since(start)
-	c.Close()
-	return d, nil
+	defer c.Close()
+	return fn(c, time.Since(start))
 }
 
 // katafsCreate times `echo "create ID" > ctl` through the mount.
