@@ -41,6 +41,22 @@ type Sandbox interface {
 	Container(ctx context.Context, id string) (Container, error)
 	// CreateContainer returns once the container is created (not started).
 	CreateContainer(ctx context.Context, cfg sandbox.ContainerConfig) error
+
+	// Hotplug: the devices, interfaces and routes files. An add
+	// returns once the guest sees the device, NIC or route; a taken
+	// name wraps ErrExists, an unknown one ErrNotFound, no free port
+	// ErrNoSpace. The lists are in the backend's order.
+	Devices(ctx context.Context) ([]sandbox.Device, error)
+	// AddDevice with cfg.ID "" picks a fresh ID.
+	AddDevice(ctx context.Context, cfg sandbox.DeviceConfig) error
+	RemoveDevice(ctx context.Context, id string) error
+	Interfaces(ctx context.Context) ([]sandbox.NIC, error)
+	AddInterface(ctx context.Context, cfg sandbox.NICConfig) error
+	RemoveInterface(ctx context.Context, name string) error
+	Routes(ctx context.Context) ([]sandbox.Route, error)
+	AddRoute(ctx context.Context, r sandbox.Route) error
+	// DelRoute removes the route to dest (a CIDR or "default").
+	DelRoute(ctx context.Context, dest string) error
 }
 
 // Container is one container of a sandbox as the tree sees it.

@@ -17,8 +17,8 @@ import (
 
 // ctlFile is a control file: each line written is a command. A ctl
 // file has a verb table (cmds); a file that takes one kind of line
-// (signal, winsize) has line instead, and is named in errors lines by
-// name. With gen it can be read too, and read opens get gen's content.
+// (signal, winsize) has line instead. A file with a name (winsize, the
+// list files devices, interfaces, routes) is named by it in errors lines. With gen it can be read too, and read opens get gen's content.
 type ctlFile struct {
 	fusefs.Inode
 	t *tree
@@ -128,9 +128,19 @@ func (c *ctlFile) run(ctx context.Context, line []byte) error {
 		err = cmd.run(ctx, words[1:])
 	}
 	if err != nil {
-		c.report(commandText(words), subject, err)
+		c.report(c.prefix()+commandText(words), subject, err)
 	}
 	return err
+}
+
+// prefix starts the errors line of a command written to a list file
+// (devices add ...), as the sandbox's errors file is shared by its ctl,
+// devices, interfaces and routes files.
+func (c *ctlFile) prefix() string {
+	if c.name == "" {
+		return ""
+	}
+	return c.name + " "
 }
 
 // split checks that line is text and splits it into words. For a verb

@@ -15,6 +15,20 @@
 // Generate(ctx, *bytes.Buffer) error, run once per open (a snapshot per
 // handle), so they are unit tested without a mount.
 //
+// # List files
+//
+// sandboxes/ID/devices, interfaces and routes are ctlFiles with both a
+// verb table and a generator (hotplug_cmds.go, lists.go): a read open
+// renders the backend's list once (a snapshot per handle), a write runs
+// commands as on any ctl file. fs checks syntax (kinds, absolute paths,
+// IDs, interface names, CIDRs, MACs, MTUs, IPs) and passes canonical
+// values on (a route's DEST as net.IPNet prints it, so `del` matches
+// the list); whether a name is taken or a port free is the backend's
+// call. List lines omit empty fields and single-quote values holding
+// blanks or quotes, so they split back with the ctl tokenizer. Errors
+// lines of these files start with the file's name (`devices add ...`),
+// as they share the sandbox's errors file with its ctl.
+//
 // # Errors
 //
 // Below this package errors are Go errors wrapping the sandbox sentinels.

@@ -139,6 +139,7 @@ type fakeSandbox struct {
 	gone  bool
 
 	fakeContainers // fake_containers_test.go
+	fakeHotplug    // fake_hotplug_test.go
 }
 
 var _ Sandbox = (*fakeSandbox)(nil)

@@ -25,8 +25,7 @@ func newSandboxesDir(t *tree) *objectsDir {
 
 func sandboxPath(id string) string { return "/sandboxes/" + id }
 
-// sandboxEntries is sandboxes/ID. events, devices, interfaces and routes
-// slot in here.
+// sandboxEntries is sandboxes/ID. events slots in here.
 func sandboxEntries(t *tree, id string) []entry {
 	at := ref{sb: id}
 	sf := sandboxFile{t.backend, id}
@@ -49,8 +48,17 @@ func sandboxEntries(t *tree, id string) []entry {
 		{name: "ctl", mode: modeCtl, make: func() fusefs.InodeEmbedder {
 			return &ctlFile{t: t, at: at, cmds: sandboxCommands(t, id)}
 		}},
+		{name: "devices", mode: modeRW, make: func() fusefs.InodeEmbedder {
+			return &ctlFile{t: t, at: at, name: "devices", cmds: deviceCommands(t, id), gen: devicesFile{sf}}
+		}},
 		{name: "errors", mode: modeRead, make: func() fusefs.InodeEmbedder {
 			return &genFile{t: t, gen: errorsFile{t: t, dir: at.errorsDir()}}
+		}},
+		{name: "interfaces", mode: modeRW, make: func() fusefs.InodeEmbedder {
+			return &ctlFile{t: t, at: at, name: "interfaces", cmds: interfaceCommands(t, id), gen: interfacesFile{sf}}
+		}},
+		{name: "routes", mode: modeRW, make: func() fusefs.InodeEmbedder {
+			return &ctlFile{t: t, at: at, name: "routes", cmds: routeCommands(t, id), gen: routesFile{sf}}
 		}},
 		{name: "status", mode: modeRead, make: func() fusefs.InodeEmbedder {
 			return &genFile{t: t, gen: statusFile{sandboxFile: sf}}
