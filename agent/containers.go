@@ -78,7 +78,11 @@ type ContainerRuntime interface {
 // CreateContainer creates container id from spec; spec.Process is its
 // init process (exec id "init"), not started yet, but with its stdio
 // ready to attach. spec.Root nil or with an empty Path means the guest's
-// built-in busybox root; otherwise Root.Path is a directory in the guest.
+// built-in busybox root. A Root.Path under /dev/ is a block device in
+// the guest (from WaitBlockDevice) holding the root file system (ext4, or
+// another type the guest kernel knows): it is mounted read-only with a
+// writable overlay on top whose changes live in guest memory and go with
+// RemoveContainer. Any other Root.Path is a directory in the guest.
 func (c *Client) CreateContainer(ctx context.Context, id string, spec *specs.Spec, tty bool) error {
 	b, err := json.Marshal(spec)
 	if err != nil {

@@ -59,6 +59,24 @@
 // attached; a stream that dies keeps nothing back: the next attach gets
 // the rest (outPump).
 //
+// A root on a block device (spec.Root.Path under /dev/) is mounted
+// read-only by the exec server in the container's mount namespace, with
+// an overlay (upper layer on a tmpfs) on top as the root (imageroot_linux.go);
+// the mounts end with that namespace.
+//
+// # Devices and network
+//
+// The host hot-plugs disks and NICs over QMP; the agent waits for the
+// guest to see them (Devices, blockdev_linux.go): a disk by its virtio-blk
+// serial (WaitBlockDevice), a NIC by its MAC (AddInterface, which then
+// names and configures it with netlink, netif_linux.go). Waiting is
+// event-driven: subscribe to kernel uevents, scan (sysfs, the link list),
+// and scan again on each uevent, with a slow poll as a backstop; never a
+// fixed sleep. It first waits for the modules RunInit loads in the
+// background (virtio_blk, virtio_net, overlay), as do roots on block
+// devices. The wait ends at the request's deadline (ttrpc carries it),
+// at most maxDeviceWait without one, as NotFound.
+//
 // # Locks
 //
 // Each type has at most one mutex and no method holds it while calling

@@ -44,8 +44,12 @@ type execSetup struct {
 	ContainerID string `json:"cid"`
 	Root        string `json:"root"`        // directory to chroot into
 	DefaultRoot bool   `json:"defaultRoot"` // populate Root as a tmpfs with busybox
-	Busybox     string `json:"busybox,omitempty"`
-	Hostname    string `json:"hostname"`
+	// Device, if set, is a block device holding the root file system:
+	// mounted read-only under Root with a writable overlay on top, which
+	// becomes the root (Root/root).
+	Device   string `json:"device,omitempty"`
+	Busybox  string `json:"busybox,omitempty"`
+	Hostname string `json:"hostname"`
 }
 
 const execMsgMax = 1 << 20

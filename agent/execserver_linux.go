@@ -278,9 +278,14 @@ func (s *execServer) setup(st *execSetup) error {
 	}
 	s.outerProc = fd
 	root := st.Root
-	if st.DefaultRoot {
+	switch {
+	case st.DefaultRoot:
 		if err := makeDefaultRoot(root, st.Busybox); err != nil {
 			return fmt.Errorf("default root: %w", err)
+		}
+	case st.Device != "":
+		if root, err = mountImageRoot(st.Root, st.Device); err != nil {
+			return fmt.Errorf("root on %s: %w", st.Device, err)
 		}
 	}
 	mounts := []mount{

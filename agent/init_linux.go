@@ -44,7 +44,19 @@ var portModules = []string{"virtio_pci", "virtio_console"}
 
 // initState is what init steps hand on to the rest of RunInit.
 type initState struct {
-	modules *ModuleLoader
+	modules     *ModuleLoader
+	modulesDone chan struct{} // closed when loadAllModules is over
+}
+
+// waitModules blocks until the background module loading is over
+// (whether it worked or not: what a module lacks then fails on its own).
+func (st *initState) waitModules(ctx context.Context) error {
+	select {
+	case <-st.modulesDone:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // initSteps is the boot sequence of RunInit, in order.
@@ -66,7 +78,7 @@ func initSteps(st *initState) []initStep {
 // printing the reason on the console if that is an error.
 func RunInit() {
 	os.Setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-	st := &initState{}
+	st := &initState{modulesDone: make(chan struct{})}
 	for _, s := range initSteps(st) {
 		err := s.run()
 		logrus.WithFields(logrus.Fields{"step": s.name, "uptime": uptime()}).Debug("katafs-agent: init step done")
@@ -91,12 +103,16 @@ func RunInit() {
 	logrus.WithField("uptime", uptime()).Info("katafs-agent: serving on " + PortName)
 	go st.loadAllModules()
 
+	// Block devices, NICs and image roots need modules still loading
+	// (virtio_blk, virtio_net, overlay): they wait for st.waitModules.
+	devs := NewDevices(DevicesConfig{Ready: st.waitModules})
 	svc := NewService(ServiceConfig{
 		SetHostname: SetHostname,
 		// Exec servers are children of the reaper: it hands their
-		// statuses over. Nothing containers do yet needs the modules
-		// still loading (overlay, virtio_blk come with images).
-		Containers: NewRuntime(RuntimeConfig{Spawn: reaper.Spawn}),
+		// statuses over.
+		Containers: NewRuntime(RuntimeConfig{Spawn: reaper.Spawn, Ready: st.waitModules}),
+		Devices:    devs,
+		Network:    devs,
 	})
 	served := make(chan error, 1)
 	go func() { served <- ServePort(ctx, port, svc) }()
@@ -191,11 +207,11 @@ func (st *initState) loadPortModules() error {
 }
 
 // loadAllModules loads the rest of the module list. It runs beside the
-// first host session: nothing served today needs these modules, and
-// booting is what the host waits for.
-// TODO(containers): requests that need them (overlay, virtio_blk) must
-// wait for this to finish.
+// first host session, since booting is what the host waits for; requests
+// that need these modules (block devices, NICs, image roots) wait for it
+// with waitModules.
 func (st *initState) loadAllModules() {
+	defer close(st.modulesDone)
 	if st.modules == nil {
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -32,6 +33,9 @@ type RuntimeConfig struct {
 	// Spawn forks a child and registers it for its exit status, as
 	// Reaper.Spawn does; nil waits for the child itself (no reaper runs).
 	Spawn func(start func() (int, error)) (<-chan unix.WaitStatus, error)
+	// Ready blocks until the kernel modules a root on a block device
+	// needs (overlay) are loaded; nil: loaded.
+	Ready func(ctx context.Context) error
 }
 
 // Runtime runs the guest's containers. Each is a tree of processes under
@@ -225,10 +229,18 @@ func (r *Runtime) CreateContainer(ctx context.Context, id string, spec *specs.Sp
 	if spec == nil || spec.Process == nil || len(spec.Process.Args) == 0 {
 		return status.Error(codes.InvalidArgument, "spec has no process args")
 	}
-	root, defaultRoot := "", spec.Root == nil || spec.Root.Path == ""
-	if defaultRoot {
+	root, defaultRoot, device := "", spec.Root == nil || spec.Root.Path == "", ""
+	switch {
+	case defaultRoot:
 		root = filepath.Join(r.cfg.StateDir, id, "root")
-	} else {
+	case strings.HasPrefix(spec.Root.Path, "/dev/"):
+		device = filepath.Clean(spec.Root.Path)
+		if fi, err := os.Stat(device); err != nil || fi.Mode()&os.ModeDevice == 0 || fi.Mode()&os.ModeCharDevice != 0 {
+			return status.Errorf(codes.InvalidArgument, "root %s is not a block device in the guest", spec.Root.Path)
+		}
+		// The exec server mounts its overlay under here.
+		root = filepath.Join(r.cfg.StateDir, id)
+	default:
 		root = spec.Root.Path
 		if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
 			return status.Errorf(codes.InvalidArgument, "root %s is not a directory in the guest", root)
@@ -250,7 +262,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, id string, spec *specs.Sp
 	r.containers[id] = c
 	r.mu.Unlock()
 
-	err := r.create(ctx, c, root, defaultRoot, hostname, tty)
+	err := r.create(ctx, c, &execSetup{ContainerID: id, Root: root, DefaultRoot: defaultRoot, Device: device, Busybox: r.cfg.Busybox, Hostname: hostname}, tty)
 	r.mu.Lock()
 	if err != nil {
 		delete(r.containers, id)
@@ -266,16 +278,20 @@ func (r *Runtime) CreateContainer(ctx context.Context, id string, spec *specs.Sp
 	return nil
 }
 
-func (r *Runtime) create(ctx context.Context, c *container, root string, defaultRoot bool, hostname string, tty bool) error {
-	if defaultRoot {
-		if err := os.MkdirAll(root, 0o755); err != nil {
+func (r *Runtime) create(ctx context.Context, c *container, setup *execSetup, tty bool) error {
+	if setup.Device != "" && r.cfg.Ready != nil {
+		if err := r.cfg.Ready(ctx); err != nil {
+			return status.Errorf(status.FromContextError(err).Code(), "modules for an image root: %v", err)
+		}
+	}
+	if setup.DefaultRoot || setup.Device != "" {
+		if err := os.MkdirAll(setup.Root, 0o755); err != nil {
 			return status.Errorf(codes.Internal, "state dir: %v", err)
 		}
 	}
 	if err := r.startServer(c); err != nil {
 		return status.Errorf(codes.Internal, "start exec server: %v", err)
 	}
-	setup := &execSetup{ContainerID: c.id, Root: root, DefaultRoot: defaultRoot, Busybox: r.cfg.Busybox, Hostname: hostname}
 	if _, err := r.call(ctx, c, &execMsg{Op: opSetup, Setup: setup}); err != nil {
 		return err
 	}

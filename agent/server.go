@@ -23,6 +23,10 @@ type ServiceConfig struct {
 	KernelRelease func() (string, error)
 	// Containers runs containers; nil answers their calls Unimplemented.
 	Containers ContainerRuntime
+	// Devices finds hot-plugged block devices; nil answers Unimplemented.
+	Devices BlockDevices
+	// Network configures interfaces and routes; nil answers Unimplemented.
+	Network Network
 }
 
 // Service is the guest's AgentService. It outlives host connections: one

@@ -83,8 +83,9 @@ type testVM struct {
 // startVM launches QEMU (TCG) with the agent's virtio-serial port on a
 // socket in dir. QEMU is killed when the test ends, whatever happens. With
 // KATAFS_VM_DEBUG set, the agent logs at debug level (katafs.debug=1) and
-// the console is printed at the end.
-func startVM(t *testing.T, qemu string, img guestImage, dir string) *testVM {
+// the console is printed at the end. extra is appended to QEMU's
+// arguments (devices).
+func startVM(t *testing.T, qemu string, img guestImage, dir string, extra ...string) *testVM {
 	t.Helper()
 	vm := &testVM{
 		exited:  make(chan struct{}),
@@ -108,6 +109,7 @@ func startVM(t *testing.T, qemu string, img guestImage, dir string) *testVM {
 		"-chardev", "socket,id=agent,path="+vm.sock+",server=on,wait=off",
 		"-device", "virtserialport,chardev=agent,name="+PortName,
 	)
+	cmd.Args = append(cmd.Args, extra...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	// If the test binary dies, so does QEMU.

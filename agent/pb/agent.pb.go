@@ -838,6 +838,564 @@ func (x *ResizeTTYRequest) GetCols() uint32 {
 	return 0
 }
 
+type WaitBlockDeviceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The virtio-blk serial the host gave the device (/sys/block/*/serial).
+	Serial        string `protobuf:"bytes,1,opt,name=serial,proto3" json:"serial,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WaitBlockDeviceRequest) Reset() {
+	*x = WaitBlockDeviceRequest{}
+	mi := &file_agent_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WaitBlockDeviceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WaitBlockDeviceRequest) ProtoMessage() {}
+
+func (x *WaitBlockDeviceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WaitBlockDeviceRequest.ProtoReflect.Descriptor instead.
+func (*WaitBlockDeviceRequest) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *WaitBlockDeviceRequest) GetSerial() string {
+	if x != nil {
+		return x.Serial
+	}
+	return ""
+}
+
+type WaitBlockDeviceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The device node in the guest, e.g. /dev/vda.
+	Path          string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WaitBlockDeviceResponse) Reset() {
+	*x = WaitBlockDeviceResponse{}
+	mi := &file_agent_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WaitBlockDeviceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WaitBlockDeviceResponse) ProtoMessage() {}
+
+func (x *WaitBlockDeviceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WaitBlockDeviceResponse.ProtoReflect.Descriptor instead.
+func (*WaitBlockDeviceResponse) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *WaitBlockDeviceResponse) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+type Interface struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// aa:bb:cc:dd:ee:ff
+	Mac string `protobuf:"bytes,2,opt,name=mac,proto3" json:"mac,omitempty"`
+	Mtu int32  `protobuf:"varint,3,opt,name=mtu,proto3" json:"mtu,omitempty"`
+	// CIDRs, IPv4 and IPv6.
+	Addrs         []string `protobuf:"bytes,4,rep,name=addrs,proto3" json:"addrs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Interface) Reset() {
+	*x = Interface{}
+	mi := &file_agent_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Interface) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Interface) ProtoMessage() {}
+
+func (x *Interface) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Interface.ProtoReflect.Descriptor instead.
+func (*Interface) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *Interface) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Interface) GetMac() string {
+	if x != nil {
+		return x.Mac
+	}
+	return ""
+}
+
+func (x *Interface) GetMtu() int32 {
+	if x != nil {
+		return x.Mtu
+	}
+	return 0
+}
+
+func (x *Interface) GetAddrs() []string {
+	if x != nil {
+		return x.Addrs
+	}
+	return nil
+}
+
+type AddInterfaceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Interface     *Interface             `protobuf:"bytes,1,opt,name=interface,proto3" json:"interface,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddInterfaceRequest) Reset() {
+	*x = AddInterfaceRequest{}
+	mi := &file_agent_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddInterfaceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddInterfaceRequest) ProtoMessage() {}
+
+func (x *AddInterfaceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddInterfaceRequest.ProtoReflect.Descriptor instead.
+func (*AddInterfaceRequest) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *AddInterfaceRequest) GetInterface() *Interface {
+	if x != nil {
+		return x.Interface
+	}
+	return nil
+}
+
+type RemoveInterfaceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveInterfaceRequest) Reset() {
+	*x = RemoveInterfaceRequest{}
+	mi := &file_agent_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveInterfaceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveInterfaceRequest) ProtoMessage() {}
+
+func (x *RemoveInterfaceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveInterfaceRequest.ProtoReflect.Descriptor instead.
+func (*RemoveInterfaceRequest) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *RemoveInterfaceRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type ListInterfacesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListInterfacesRequest) Reset() {
+	*x = ListInterfacesRequest{}
+	mi := &file_agent_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListInterfacesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListInterfacesRequest) ProtoMessage() {}
+
+func (x *ListInterfacesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListInterfacesRequest.ProtoReflect.Descriptor instead.
+func (*ListInterfacesRequest) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{20}
+}
+
+type ListInterfacesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Interfaces    []*Interface           `protobuf:"bytes,1,rep,name=interfaces,proto3" json:"interfaces,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListInterfacesResponse) Reset() {
+	*x = ListInterfacesResponse{}
+	mi := &file_agent_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListInterfacesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListInterfacesResponse) ProtoMessage() {}
+
+func (x *ListInterfacesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListInterfacesResponse.ProtoReflect.Descriptor instead.
+func (*ListInterfacesResponse) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ListInterfacesResponse) GetInterfaces() []*Interface {
+	if x != nil {
+		return x.Interfaces
+	}
+	return nil
+}
+
+type Route struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A CIDR or "default".
+	Dest string `protobuf:"bytes,1,opt,name=dest,proto3" json:"dest,omitempty"`
+	// "" for a directly connected route.
+	Gateway       string `protobuf:"bytes,2,opt,name=gateway,proto3" json:"gateway,omitempty"`
+	Device        string `protobuf:"bytes,3,opt,name=device,proto3" json:"device,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Route) Reset() {
+	*x = Route{}
+	mi := &file_agent_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Route) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Route) ProtoMessage() {}
+
+func (x *Route) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Route.ProtoReflect.Descriptor instead.
+func (*Route) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *Route) GetDest() string {
+	if x != nil {
+		return x.Dest
+	}
+	return ""
+}
+
+func (x *Route) GetGateway() string {
+	if x != nil {
+		return x.Gateway
+	}
+	return ""
+}
+
+func (x *Route) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
+type AddRouteRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Route         *Route                 `protobuf:"bytes,1,opt,name=route,proto3" json:"route,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddRouteRequest) Reset() {
+	*x = AddRouteRequest{}
+	mi := &file_agent_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddRouteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddRouteRequest) ProtoMessage() {}
+
+func (x *AddRouteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddRouteRequest.ProtoReflect.Descriptor instead.
+func (*AddRouteRequest) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *AddRouteRequest) GetRoute() *Route {
+	if x != nil {
+		return x.Route
+	}
+	return nil
+}
+
+type DelRouteRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Dest          string                 `protobuf:"bytes,1,opt,name=dest,proto3" json:"dest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DelRouteRequest) Reset() {
+	*x = DelRouteRequest{}
+	mi := &file_agent_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DelRouteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DelRouteRequest) ProtoMessage() {}
+
+func (x *DelRouteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DelRouteRequest.ProtoReflect.Descriptor instead.
+func (*DelRouteRequest) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *DelRouteRequest) GetDest() string {
+	if x != nil {
+		return x.Dest
+	}
+	return ""
+}
+
+type ListRoutesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRoutesRequest) Reset() {
+	*x = ListRoutesRequest{}
+	mi := &file_agent_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRoutesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRoutesRequest) ProtoMessage() {}
+
+func (x *ListRoutesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRoutesRequest.ProtoReflect.Descriptor instead.
+func (*ListRoutesRequest) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{25}
+}
+
+type ListRoutesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Routes        []*Route               `protobuf:"bytes,1,rep,name=routes,proto3" json:"routes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRoutesResponse) Reset() {
+	*x = ListRoutesResponse{}
+	mi := &file_agent_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRoutesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRoutesResponse) ProtoMessage() {}
+
+func (x *ListRoutesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRoutesResponse.ProtoReflect.Descriptor instead.
+func (*ListRoutesResponse) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ListRoutesResponse) GetRoutes() []*Route {
+	if x != nil {
+		return x.Routes
+	}
+	return nil
+}
+
 var File_agent_proto protoreflect.FileDescriptor
 
 const file_agent_proto_rawDesc = "" +
@@ -889,7 +1447,36 @@ const file_agent_proto_rawDesc = "" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x17\n" +
 	"\aexec_id\x18\x02 \x01(\tR\x06execId\x12\x12\n" +
 	"\x04rows\x18\x03 \x01(\rR\x04rows\x12\x12\n" +
-	"\x04cols\x18\x04 \x01(\rR\x04cols2\xdd\b\n" +
+	"\x04cols\x18\x04 \x01(\rR\x04cols\"0\n" +
+	"\x16WaitBlockDeviceRequest\x12\x16\n" +
+	"\x06serial\x18\x01 \x01(\tR\x06serial\"-\n" +
+	"\x17WaitBlockDeviceResponse\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\"Y\n" +
+	"\tInterface\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03mac\x18\x02 \x01(\tR\x03mac\x12\x10\n" +
+	"\x03mtu\x18\x03 \x01(\x05R\x03mtu\x12\x14\n" +
+	"\x05addrs\x18\x04 \x03(\tR\x05addrs\"O\n" +
+	"\x13AddInterfaceRequest\x128\n" +
+	"\tinterface\x18\x01 \x01(\v2\x1a.katafs.agent.v1.InterfaceR\tinterface\",\n" +
+	"\x16RemoveInterfaceRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x17\n" +
+	"\x15ListInterfacesRequest\"T\n" +
+	"\x16ListInterfacesResponse\x12:\n" +
+	"\n" +
+	"interfaces\x18\x01 \x03(\v2\x1a.katafs.agent.v1.InterfaceR\n" +
+	"interfaces\"M\n" +
+	"\x05Route\x12\x12\n" +
+	"\x04dest\x18\x01 \x01(\tR\x04dest\x12\x18\n" +
+	"\agateway\x18\x02 \x01(\tR\agateway\x12\x16\n" +
+	"\x06device\x18\x03 \x01(\tR\x06device\"?\n" +
+	"\x0fAddRouteRequest\x12,\n" +
+	"\x05route\x18\x01 \x01(\v2\x16.katafs.agent.v1.RouteR\x05route\"%\n" +
+	"\x0fDelRouteRequest\x12\x12\n" +
+	"\x04dest\x18\x01 \x01(\tR\x04dest\"\x13\n" +
+	"\x11ListRoutesRequest\"D\n" +
+	"\x12ListRoutesResponse\x12.\n" +
+	"\x06routes\x18\x01 \x03(\v2\x16.katafs.agent.v1.RouteR\x06routes2\xab\r\n" +
 	"\fAgentService\x12F\n" +
 	"\x05Check\x12\x1d.katafs.agent.v1.CheckRequest\x1a\x1e.katafs.agent.v1.CheckResponse\x12L\n" +
 	"\aVersion\x12\x1f.katafs.agent.v1.VersionRequest\x1a .katafs.agent.v1.VersionResponse\x12N\n" +
@@ -905,7 +1492,15 @@ const file_agent_proto_rawDesc = "" +
 	"CloseStdin\x12\x1f.katafs.agent.v1.ProcessRequest\x1a\x16.katafs.agent.v1.Empty\x12K\n" +
 	"\x0ePauseContainer\x12!.katafs.agent.v1.ContainerRequest\x1a\x16.katafs.agent.v1.Empty\x12L\n" +
 	"\x0fResumeContainer\x12!.katafs.agent.v1.ContainerRequest\x1a\x16.katafs.agent.v1.Empty\x12L\n" +
-	"\x0fRemoveContainer\x12!.katafs.agent.v1.ContainerRequest\x1a\x16.katafs.agent.v1.EmptyB&Z$github.com/katafs/katafs/agent/pb;pbb\x06proto3"
+	"\x0fRemoveContainer\x12!.katafs.agent.v1.ContainerRequest\x1a\x16.katafs.agent.v1.Empty\x12d\n" +
+	"\x0fWaitBlockDevice\x12'.katafs.agent.v1.WaitBlockDeviceRequest\x1a(.katafs.agent.v1.WaitBlockDeviceResponse\x12L\n" +
+	"\fAddInterface\x12$.katafs.agent.v1.AddInterfaceRequest\x1a\x16.katafs.agent.v1.Empty\x12R\n" +
+	"\x0fRemoveInterface\x12'.katafs.agent.v1.RemoveInterfaceRequest\x1a\x16.katafs.agent.v1.Empty\x12a\n" +
+	"\x0eListInterfaces\x12&.katafs.agent.v1.ListInterfacesRequest\x1a'.katafs.agent.v1.ListInterfacesResponse\x12D\n" +
+	"\bAddRoute\x12 .katafs.agent.v1.AddRouteRequest\x1a\x16.katafs.agent.v1.Empty\x12D\n" +
+	"\bDelRoute\x12 .katafs.agent.v1.DelRouteRequest\x1a\x16.katafs.agent.v1.Empty\x12U\n" +
+	"\n" +
+	"ListRoutes\x12\".katafs.agent.v1.ListRoutesRequest\x1a#.katafs.agent.v1.ListRoutesResponseB&Z$github.com/katafs/katafs/agent/pb;pbb\x06proto3"
 
 var (
 	file_agent_proto_rawDescOnce sync.Once
@@ -920,7 +1515,7 @@ func file_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_agent_proto_goTypes = []any{
 	(CheckResponse_ServingStatus)(0), // 0: katafs.agent.v1.CheckResponse.ServingStatus
 	(*Empty)(nil),                    // 1: katafs.agent.v1.Empty
@@ -938,42 +1533,72 @@ var file_agent_proto_goTypes = []any{
 	(*WaitProcessResponse)(nil),      // 13: katafs.agent.v1.WaitProcessResponse
 	(*SignalProcessRequest)(nil),     // 14: katafs.agent.v1.SignalProcessRequest
 	(*ResizeTTYRequest)(nil),         // 15: katafs.agent.v1.ResizeTTYRequest
+	(*WaitBlockDeviceRequest)(nil),   // 16: katafs.agent.v1.WaitBlockDeviceRequest
+	(*WaitBlockDeviceResponse)(nil),  // 17: katafs.agent.v1.WaitBlockDeviceResponse
+	(*Interface)(nil),                // 18: katafs.agent.v1.Interface
+	(*AddInterfaceRequest)(nil),      // 19: katafs.agent.v1.AddInterfaceRequest
+	(*RemoveInterfaceRequest)(nil),   // 20: katafs.agent.v1.RemoveInterfaceRequest
+	(*ListInterfacesRequest)(nil),    // 21: katafs.agent.v1.ListInterfacesRequest
+	(*ListInterfacesResponse)(nil),   // 22: katafs.agent.v1.ListInterfacesResponse
+	(*Route)(nil),                    // 23: katafs.agent.v1.Route
+	(*AddRouteRequest)(nil),          // 24: katafs.agent.v1.AddRouteRequest
+	(*DelRouteRequest)(nil),          // 25: katafs.agent.v1.DelRouteRequest
+	(*ListRoutesRequest)(nil),        // 26: katafs.agent.v1.ListRoutesRequest
+	(*ListRoutesResponse)(nil),       // 27: katafs.agent.v1.ListRoutesResponse
 }
 var file_agent_proto_depIdxs = []int32{
 	0,  // 0: katafs.agent.v1.CheckResponse.status:type_name -> katafs.agent.v1.CheckResponse.ServingStatus
-	2,  // 1: katafs.agent.v1.AgentService.Check:input_type -> katafs.agent.v1.CheckRequest
-	4,  // 2: katafs.agent.v1.AgentService.Version:input_type -> katafs.agent.v1.VersionRequest
-	6,  // 3: katafs.agent.v1.AgentService.CreateSandbox:input_type -> katafs.agent.v1.CreateSandboxRequest
-	7,  // 4: katafs.agent.v1.AgentService.DestroySandbox:input_type -> katafs.agent.v1.DestroySandboxRequest
-	8,  // 5: katafs.agent.v1.AgentService.CreateContainer:input_type -> katafs.agent.v1.CreateContainerRequest
-	9,  // 6: katafs.agent.v1.AgentService.StartContainer:input_type -> katafs.agent.v1.ContainerRequest
-	11, // 7: katafs.agent.v1.AgentService.ExecProcess:input_type -> katafs.agent.v1.ExecProcessRequest
-	12, // 8: katafs.agent.v1.AgentService.WaitProcess:input_type -> katafs.agent.v1.ProcessRequest
-	14, // 9: katafs.agent.v1.AgentService.SignalProcess:input_type -> katafs.agent.v1.SignalProcessRequest
-	15, // 10: katafs.agent.v1.AgentService.ResizeTTY:input_type -> katafs.agent.v1.ResizeTTYRequest
-	12, // 11: katafs.agent.v1.AgentService.CloseStdin:input_type -> katafs.agent.v1.ProcessRequest
-	9,  // 12: katafs.agent.v1.AgentService.PauseContainer:input_type -> katafs.agent.v1.ContainerRequest
-	9,  // 13: katafs.agent.v1.AgentService.ResumeContainer:input_type -> katafs.agent.v1.ContainerRequest
-	9,  // 14: katafs.agent.v1.AgentService.RemoveContainer:input_type -> katafs.agent.v1.ContainerRequest
-	3,  // 15: katafs.agent.v1.AgentService.Check:output_type -> katafs.agent.v1.CheckResponse
-	5,  // 16: katafs.agent.v1.AgentService.Version:output_type -> katafs.agent.v1.VersionResponse
-	1,  // 17: katafs.agent.v1.AgentService.CreateSandbox:output_type -> katafs.agent.v1.Empty
-	1,  // 18: katafs.agent.v1.AgentService.DestroySandbox:output_type -> katafs.agent.v1.Empty
-	1,  // 19: katafs.agent.v1.AgentService.CreateContainer:output_type -> katafs.agent.v1.Empty
-	10, // 20: katafs.agent.v1.AgentService.StartContainer:output_type -> katafs.agent.v1.PidResponse
-	10, // 21: katafs.agent.v1.AgentService.ExecProcess:output_type -> katafs.agent.v1.PidResponse
-	13, // 22: katafs.agent.v1.AgentService.WaitProcess:output_type -> katafs.agent.v1.WaitProcessResponse
-	1,  // 23: katafs.agent.v1.AgentService.SignalProcess:output_type -> katafs.agent.v1.Empty
-	1,  // 24: katafs.agent.v1.AgentService.ResizeTTY:output_type -> katafs.agent.v1.Empty
-	1,  // 25: katafs.agent.v1.AgentService.CloseStdin:output_type -> katafs.agent.v1.Empty
-	1,  // 26: katafs.agent.v1.AgentService.PauseContainer:output_type -> katafs.agent.v1.Empty
-	1,  // 27: katafs.agent.v1.AgentService.ResumeContainer:output_type -> katafs.agent.v1.Empty
-	1,  // 28: katafs.agent.v1.AgentService.RemoveContainer:output_type -> katafs.agent.v1.Empty
-	15, // [15:29] is the sub-list for method output_type
-	1,  // [1:15] is the sub-list for method input_type
-	1,  // [1:1] is the sub-list for extension type_name
-	1,  // [1:1] is the sub-list for extension extendee
-	0,  // [0:1] is the sub-list for field type_name
+	18, // 1: katafs.agent.v1.AddInterfaceRequest.interface:type_name -> katafs.agent.v1.Interface
+	18, // 2: katafs.agent.v1.ListInterfacesResponse.interfaces:type_name -> katafs.agent.v1.Interface
+	23, // 3: katafs.agent.v1.AddRouteRequest.route:type_name -> katafs.agent.v1.Route
+	23, // 4: katafs.agent.v1.ListRoutesResponse.routes:type_name -> katafs.agent.v1.Route
+	2,  // 5: katafs.agent.v1.AgentService.Check:input_type -> katafs.agent.v1.CheckRequest
+	4,  // 6: katafs.agent.v1.AgentService.Version:input_type -> katafs.agent.v1.VersionRequest
+	6,  // 7: katafs.agent.v1.AgentService.CreateSandbox:input_type -> katafs.agent.v1.CreateSandboxRequest
+	7,  // 8: katafs.agent.v1.AgentService.DestroySandbox:input_type -> katafs.agent.v1.DestroySandboxRequest
+	8,  // 9: katafs.agent.v1.AgentService.CreateContainer:input_type -> katafs.agent.v1.CreateContainerRequest
+	9,  // 10: katafs.agent.v1.AgentService.StartContainer:input_type -> katafs.agent.v1.ContainerRequest
+	11, // 11: katafs.agent.v1.AgentService.ExecProcess:input_type -> katafs.agent.v1.ExecProcessRequest
+	12, // 12: katafs.agent.v1.AgentService.WaitProcess:input_type -> katafs.agent.v1.ProcessRequest
+	14, // 13: katafs.agent.v1.AgentService.SignalProcess:input_type -> katafs.agent.v1.SignalProcessRequest
+	15, // 14: katafs.agent.v1.AgentService.ResizeTTY:input_type -> katafs.agent.v1.ResizeTTYRequest
+	12, // 15: katafs.agent.v1.AgentService.CloseStdin:input_type -> katafs.agent.v1.ProcessRequest
+	9,  // 16: katafs.agent.v1.AgentService.PauseContainer:input_type -> katafs.agent.v1.ContainerRequest
+	9,  // 17: katafs.agent.v1.AgentService.ResumeContainer:input_type -> katafs.agent.v1.ContainerRequest
+	9,  // 18: katafs.agent.v1.AgentService.RemoveContainer:input_type -> katafs.agent.v1.ContainerRequest
+	16, // 19: katafs.agent.v1.AgentService.WaitBlockDevice:input_type -> katafs.agent.v1.WaitBlockDeviceRequest
+	19, // 20: katafs.agent.v1.AgentService.AddInterface:input_type -> katafs.agent.v1.AddInterfaceRequest
+	20, // 21: katafs.agent.v1.AgentService.RemoveInterface:input_type -> katafs.agent.v1.RemoveInterfaceRequest
+	21, // 22: katafs.agent.v1.AgentService.ListInterfaces:input_type -> katafs.agent.v1.ListInterfacesRequest
+	24, // 23: katafs.agent.v1.AgentService.AddRoute:input_type -> katafs.agent.v1.AddRouteRequest
+	25, // 24: katafs.agent.v1.AgentService.DelRoute:input_type -> katafs.agent.v1.DelRouteRequest
+	26, // 25: katafs.agent.v1.AgentService.ListRoutes:input_type -> katafs.agent.v1.ListRoutesRequest
+	3,  // 26: katafs.agent.v1.AgentService.Check:output_type -> katafs.agent.v1.CheckResponse
+	5,  // 27: katafs.agent.v1.AgentService.Version:output_type -> katafs.agent.v1.VersionResponse
+	1,  // 28: katafs.agent.v1.AgentService.CreateSandbox:output_type -> katafs.agent.v1.Empty
+	1,  // 29: katafs.agent.v1.AgentService.DestroySandbox:output_type -> katafs.agent.v1.Empty
+	1,  // 30: katafs.agent.v1.AgentService.CreateContainer:output_type -> katafs.agent.v1.Empty
+	10, // 31: katafs.agent.v1.AgentService.StartContainer:output_type -> katafs.agent.v1.PidResponse
+	10, // 32: katafs.agent.v1.AgentService.ExecProcess:output_type -> katafs.agent.v1.PidResponse
+	13, // 33: katafs.agent.v1.AgentService.WaitProcess:output_type -> katafs.agent.v1.WaitProcessResponse
+	1,  // 34: katafs.agent.v1.AgentService.SignalProcess:output_type -> katafs.agent.v1.Empty
+	1,  // 35: katafs.agent.v1.AgentService.ResizeTTY:output_type -> katafs.agent.v1.Empty
+	1,  // 36: katafs.agent.v1.AgentService.CloseStdin:output_type -> katafs.agent.v1.Empty
+	1,  // 37: katafs.agent.v1.AgentService.PauseContainer:output_type -> katafs.agent.v1.Empty
+	1,  // 38: katafs.agent.v1.AgentService.ResumeContainer:output_type -> katafs.agent.v1.Empty
+	1,  // 39: katafs.agent.v1.AgentService.RemoveContainer:output_type -> katafs.agent.v1.Empty
+	17, // 40: katafs.agent.v1.AgentService.WaitBlockDevice:output_type -> katafs.agent.v1.WaitBlockDeviceResponse
+	1,  // 41: katafs.agent.v1.AgentService.AddInterface:output_type -> katafs.agent.v1.Empty
+	1,  // 42: katafs.agent.v1.AgentService.RemoveInterface:output_type -> katafs.agent.v1.Empty
+	22, // 43: katafs.agent.v1.AgentService.ListInterfaces:output_type -> katafs.agent.v1.ListInterfacesResponse
+	1,  // 44: katafs.agent.v1.AgentService.AddRoute:output_type -> katafs.agent.v1.Empty
+	1,  // 45: katafs.agent.v1.AgentService.DelRoute:output_type -> katafs.agent.v1.Empty
+	27, // 46: katafs.agent.v1.AgentService.ListRoutes:output_type -> katafs.agent.v1.ListRoutesResponse
+	26, // [26:47] is the sub-list for method output_type
+	5,  // [5:26] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_agent_proto_init() }
@@ -987,7 +1612,7 @@ func file_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_proto_rawDesc), len(file_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,6 +22,13 @@ type AgentServiceService interface {
 	PauseContainer(context.Context, *ContainerRequest) (*Empty, error)
 	ResumeContainer(context.Context, *ContainerRequest) (*Empty, error)
 	RemoveContainer(context.Context, *ContainerRequest) (*Empty, error)
+	WaitBlockDevice(context.Context, *WaitBlockDeviceRequest) (*WaitBlockDeviceResponse, error)
+	AddInterface(context.Context, *AddInterfaceRequest) (*Empty, error)
+	RemoveInterface(context.Context, *RemoveInterfaceRequest) (*Empty, error)
+	ListInterfaces(context.Context, *ListInterfacesRequest) (*ListInterfacesResponse, error)
+	AddRoute(context.Context, *AddRouteRequest) (*Empty, error)
+	DelRoute(context.Context, *DelRouteRequest) (*Empty, error)
+	ListRoutes(context.Context, *ListRoutesRequest) (*ListRoutesResponse, error)
 }
 
 func RegisterAgentServiceService(srv *ttrpc.Server, svc AgentServiceService) {
@@ -124,6 +131,55 @@ func RegisterAgentServiceService(srv *ttrpc.Server, svc AgentServiceService) {
 					return nil, err
 				}
 				return svc.RemoveContainer(ctx, &req)
+			},
+			"WaitBlockDevice": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req WaitBlockDeviceRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.WaitBlockDevice(ctx, &req)
+			},
+			"AddInterface": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req AddInterfaceRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.AddInterface(ctx, &req)
+			},
+			"RemoveInterface": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req RemoveInterfaceRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.RemoveInterface(ctx, &req)
+			},
+			"ListInterfaces": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req ListInterfacesRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.ListInterfaces(ctx, &req)
+			},
+			"AddRoute": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req AddRouteRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.AddRoute(ctx, &req)
+			},
+			"DelRoute": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req DelRouteRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.DelRoute(ctx, &req)
+			},
+			"ListRoutes": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req ListRoutesRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.ListRoutes(ctx, &req)
 			},
 		},
 	})
@@ -246,6 +302,62 @@ func (c *agentserviceClient) ResumeContainer(ctx context.Context, req *Container
 func (c *agentserviceClient) RemoveContainer(ctx context.Context, req *ContainerRequest) (*Empty, error) {
 	var resp Empty
 	if err := c.client.Call(ctx, "katafs.agent.v1.AgentService", "RemoveContainer", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentserviceClient) WaitBlockDevice(ctx context.Context, req *WaitBlockDeviceRequest) (*WaitBlockDeviceResponse, error) {
+	var resp WaitBlockDeviceResponse
+	if err := c.client.Call(ctx, "katafs.agent.v1.AgentService", "WaitBlockDevice", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentserviceClient) AddInterface(ctx context.Context, req *AddInterfaceRequest) (*Empty, error) {
+	var resp Empty
+	if err := c.client.Call(ctx, "katafs.agent.v1.AgentService", "AddInterface", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentserviceClient) RemoveInterface(ctx context.Context, req *RemoveInterfaceRequest) (*Empty, error) {
+	var resp Empty
+	if err := c.client.Call(ctx, "katafs.agent.v1.AgentService", "RemoveInterface", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentserviceClient) ListInterfaces(ctx context.Context, req *ListInterfacesRequest) (*ListInterfacesResponse, error) {
+	var resp ListInterfacesResponse
+	if err := c.client.Call(ctx, "katafs.agent.v1.AgentService", "ListInterfaces", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentserviceClient) AddRoute(ctx context.Context, req *AddRouteRequest) (*Empty, error) {
+	var resp Empty
+	if err := c.client.Call(ctx, "katafs.agent.v1.AgentService", "AddRoute", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentserviceClient) DelRoute(ctx context.Context, req *DelRouteRequest) (*Empty, error) {
+	var resp Empty
+	if err := c.client.Call(ctx, "katafs.agent.v1.AgentService", "DelRoute", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentserviceClient) ListRoutes(ctx context.Context, req *ListRoutesRequest) (*ListRoutesResponse, error) {
+	var resp ListRoutesResponse
+	if err := c.client.Call(ctx, "katafs.agent.v1.AgentService", "ListRoutes", req, &resp); err != nil {
 		return nil, err
 	}
 	return &resp, nil
