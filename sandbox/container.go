@@ -32,6 +32,9 @@ type Container struct {
 	cfg  ContainerConfig
 	spec []byte
 	log  *logrus.Entry
+	// rootDevice is the disk that carries the container's root ("" for
+	// the guest's built-in root); set at creation, never changed.
+	rootDevice string
 
 	mu    sync.Mutex
 	state State
@@ -86,11 +89,24 @@ func (s *Sandbox) CreateContainer(ctx context.Context, cfg ContainerConfig) erro
 	if err := ValidID(cfg.ID); err != nil {
 		return err
 	}
-	if cfg.Rootfs != "" || cfg.Bundle != "" {
-		return fmt.Errorf("%w: rootfs= and bundle= need block hotplug, which this build does not have yet", ErrInvalid)
-	}
-	if len(cfg.Args) == 0 {
-		cfg.Args = []string{"sh"}
+	spec := containerSpec(cfg)
+	if cfg.Bundle != "" {
+		bspec, root, err := loadBundle(cfg.Bundle)
+		if err != nil {
+			return err
+		}
+		if len(cfg.Args) > 0 {
+			bspec.Process.Args = cfg.Args
+		}
+		bspec.Process.Terminal = bspec.Process.Terminal || cfg.TTY
+		cfg.TTY = bspec.Process.Terminal
+		if cfg.Rootfs == "" {
+			cfg.Rootfs = root
+		}
+		if bspec.Hostname == "" {
+			bspec.Hostname = cfg.ID
+		}
+		spec = bspec
 	}
 	cl, err := s.agentClient("create a container")
 	if err != nil {
@@ -106,14 +122,33 @@ func (s *Sandbox) CreateContainer(ctx context.Context, cfg ContainerConfig) erro
 	s.ctrs[cfg.ID] = c // reserve the ID; removed again on failure
 	s.cmu.Unlock()
 
-	spec := containerSpec(cfg)
-	c.spec, _ = json.MarshalIndent(spec, "", "  ")
 	fail := func(err error) error {
+		if c.rootDevice != "" {
+			s.mu.Lock()
+			s.removeBlock(context.Background(), c.rootDevice)
+			s.mu.Unlock()
+		}
 		s.cmu.Lock()
 		delete(s.ctrs, cfg.ID)
 		s.cmu.Unlock()
 		return err
 	}
+	if cfg.Rootfs != "" {
+		// The image goes in read-only; the guest puts a writable overlay on it.
+		img, err := s.m.rootImage(ctx, cfg.Rootfs)
+		if err != nil {
+			return fail(err)
+		}
+		s.mu.Lock()
+		d, err := s.addBlock(ctx, DeviceConfig{ID: rootDeviceID(cfg.ID), Kind: "block", Path: img, ReadOnly: true})
+		s.mu.Unlock()
+		if err != nil {
+			return fail(err)
+		}
+		c.rootDevice = d.ID
+		spec.Root = &specs.Root{Path: d.Guest, Readonly: true}
+	}
+	c.spec, _ = json.MarshalIndent(spec, "", "  ")
 	if err := cl.CreateContainer(ctx, cfg.ID, spec, cfg.TTY); err != nil {
 		return fail(agentErr("create container "+cfg.ID, err))
 	}
@@ -131,6 +166,9 @@ func (s *Sandbox) CreateContainer(ctx context.Context, cfg ContainerConfig) erro
 }
 
 func containerSpec(cfg ContainerConfig) *specs.Spec {
+	if len(cfg.Args) == 0 {
+		cfg.Args = []string{"sh"}
+	}
 	return &specs.Spec{
 		Version:  specs.Version,
 		Hostname: cfg.ID,
@@ -293,6 +331,18 @@ func (c *Container) Delete(ctx context.Context) error {
 	c.sb.cmu.Unlock()
 	c.drop()
 	c.log.Info("container deleted")
+	if c.rootDevice != "" {
+		// Its root disk goes too; Sandbox.mu is taken after Container.mu
+		// is released (Sandbox.mu comes first in the lock order).
+		c.mu.Unlock()
+		c.sb.mu.Lock()
+		err := c.sb.removeBlock(ctx, c.rootDevice)
+		c.sb.mu.Unlock()
+		c.mu.Lock()
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("container %s deleted, but its root disk was not detached: %w", c.cfg.ID, err)
+		}
+	}
 	return nil
 }
 

@@ -34,6 +34,9 @@ type Options struct {
 	BootTimeout time.Duration // default 90s (TCG on a loaded host is slow)
 	MemoryMiB   int           // default 256
 	SpoolLimit  int64         // bytes kept per process stream, default 64 MiB
+	// HotplugPorts is how many PCIe root ports each VM reserves for disks
+	// and NICs (default 8); past them an add is ENOSPC.
+	HotplugPorts int
 	// QEMUArgs are appended to every VM's command line; {rundir} becomes
 	// the VM's run directory. For debugging and benchmarks.
 	QEMUArgs []string
@@ -76,6 +79,9 @@ func NewManager(opts Options) (*Manager, error) {
 	}
 	if opts.CPUs == 0 {
 		opts.CPUs = 1
+	}
+	if opts.HotplugPorts == 0 {
+		opts.HotplugPorts = 8
 	}
 	if opts.SpoolLimit == 0 {
 		opts.SpoolLimit = 64 << 20

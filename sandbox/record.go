@@ -13,12 +13,13 @@ import (
 // StateCreating marks a sandbox whose create has not finished: a daemon
 // that finds one on start cleans it up rather than serving a half VM.
 type record struct {
-	State   State  `json:"state"`
-	Pid     int    `json:"pid,omitempty"`
-	Accel   string `json:"accel,omitempty"`
-	RunDir  string `json:"run_dir,omitempty"`
-	Reason  string `json:"reason,omitempty"`
-	Started string `json:"started,omitempty"`
+	State   State   `json:"state"`
+	Pid     int     `json:"pid,omitempty"`
+	Accel   string  `json:"accel,omitempty"`
+	RunDir  string  `json:"run_dir,omitempty"`
+	Reason  string  `json:"reason,omitempty"`
+	Started string  `json:"started,omitempty"`
+	HW      hwState `json:"hw"`
 }
 
 const stateCreating State = "creating"

@@ -159,6 +159,7 @@ func (s *Sandbox) watch(v *vm) {
 	v.release()
 	s.rec.State, s.rec.Reason, s.rec.Pid = StateStopped, "qemu exited unexpectedly", 0
 	s.log.Warn("QEMU exited: sandbox stopped")
+	s.unplugAll()
 	// The agent session died with the VM: process streams and waits end
 	// by themselves; the containers stay listed, stopped, until deleted.
 	s.cmu.Lock()
@@ -222,6 +223,7 @@ func (s *Sandbox) Stop(ctx context.Context) error {
 		v.stopWatching()
 		v.destroy(ctx)
 		s.rec.Pid = 0
+		s.unplugAll()
 		s.dropContainers()
 		return nil
 	})
@@ -303,6 +305,7 @@ func (s *Sandbox) Delete(ctx context.Context) error {
 		v.destroy(ctx)
 	}
 	os.RemoveAll(s.m.runDir(s.cfg.ID))
+	s.unplugAll()
 	s.dropContainers()
 	os.RemoveAll(filepath.Join(s.m.opts.StateDir, "spool", s.cfg.ID))
 	if err := s.m.store.Delete(sandboxKey(s.cfg.ID)); err != nil {

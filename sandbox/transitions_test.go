@@ -42,3 +42,15 @@ func TestValidID(t *testing.T) {
 		}
 	}
 }
+
+func TestRootDeviceIDFitsAVirtioSerial(t *testing.T) {
+	for _, cid := range []string{"c1", "0abc", strings.Repeat("x", 64)} {
+		id := rootDeviceID(cid)
+		if len(id) > 20 || !strings.HasPrefix(id, "root-") {
+			t.Errorf("rootDeviceID(%q) = %q", cid, id)
+		}
+	}
+	if rootDeviceID("c1") != "root-c1" {
+		t.Error(rootDeviceID("c1"))
+	}
+}

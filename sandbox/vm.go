@@ -58,6 +58,8 @@ func (m *Manager) qemuConfig(cfg Config, accel string) qmp.Config {
 		CPUs:      cfg.CPUs,
 		Accel:     accel,
 		RunDir:    run,
+
+		HotplugPorts: m.opts.HotplugPorts,
 	}
 }
 

@@ -29,6 +29,7 @@ type settings struct {
 	LogLevel    string        `json:"log_level"`
 	FuseDebug   bool          `json:"fuse_debug"`
 	SpoolLimit  string        `json:"spool_limit"`
+	Ports       int           `json:"hotplug_ports"`
 	QEMUArgs    []string      `json:"qemu_args"`
 }
 
@@ -63,7 +64,7 @@ func defaults() settings {
 		Kernel: kernel, Initrd: initrd, Accel: "auto",
 		ProbeFile: "/var/cache/katafs/accel.json",
 		MemoryMiB: 256, CPUs: 1, BootTimeout: 90 * time.Second, LogLevel: "info",
-		SpoolLimit: "64M",
+		SpoolLimit: "64M", Ports: 8,
 	}
 }
 
@@ -109,7 +110,7 @@ func parseFlags(name string, args []string) (settings, *flag.FlagSet, error) {
 		}
 	}
 	fl := flag.NewFlagSet("katafs "+name, flag.ContinueOnError)
-	fl.String("config", cfgFile, "JSON file with these settings (keys: state_dir, qemu, kernel, initrd, accel, accel_cache, memory_mib, cpus, boot_timeout, log_level, spool_limit, qemu_args)")
+	fl.String("config", cfgFile, "JSON file with these settings (keys: state_dir, qemu, kernel, initrd, accel, accel_cache, memory_mib, cpus, boot_timeout, log_level, spool_limit, hotplug_ports, qemu_args)")
 	fl.StringVar(&s.StateDir, "state-dir", s.StateDir, "where metadata, logs and sockets live")
 	fl.StringVar(&s.QEMU, "qemu", s.QEMU, "QEMU binary")
 	fl.StringVar(&s.Kernel, "kernel", s.Kernel, "guest kernel")
@@ -122,6 +123,7 @@ func parseFlags(name string, args []string) (settings, *flag.FlagSet, error) {
 	fl.StringVar(&s.LogLevel, "log-level", s.LogLevel, "debug, info, warn or error")
 	fl.BoolVar(&s.FuseDebug, "fuse-debug", s.FuseDebug, "log every FUSE request")
 	fl.StringVar(&s.SpoolLimit, "spool-limit", s.SpoolLimit, "output kept per process stream (K, M, G); past it the oldest bytes are dropped")
+	fl.IntVar(&s.Ports, "hotplug-ports", s.Ports, "PCIe root ports each VM reserves for disks and NICs (past them: ENOSPC)")
 	qemuArgs := stringList(s.QEMUArgs)
 	fl.Var(&qemuArgs, "qemu-arg", "extra QEMU argument, repeatable; {rundir} is the VM's run directory (debugging, benchmarks)")
 	if err := fl.Parse(args); err != nil {
@@ -152,7 +154,7 @@ func cutPrefix(a string, prefixes ...string) (string, bool) {
 func (s settings) managerOptions() sandbox.Options {
 	limit, _ := parseSize(s.SpoolLimit) // checked in parseFlags
 	return sandbox.Options{
-		SpoolLimit: limit, QEMUArgs: s.QEMUArgs,
+		SpoolLimit: limit, QEMUArgs: s.QEMUArgs, HotplugPorts: s.Ports,
 		StateDir: s.StateDir, QEMU: s.QEMU, Kernel: s.Kernel, Initrd: s.Initrd,
 		Accel: s.Accel, ProbeFile: s.ProbeFile, BootTimeout: s.BootTimeout,
 		MemoryMiB: s.MemoryMiB, CPUs: s.CPUs,
