@@ -6,7 +6,10 @@ go build -o bin/katafs-bench ./cmd/katafs-bench
 
 state=$(mktemp -d /tmp/katafs-bench-st.XXXXXX)
 mnt=$(mktemp -d /tmp/katafs-bench-mnt.XXXXXX)
+netns=katafs-bench-$$
+ip netns add "$netns"
 cleanup() {
+	ip netns del "$netns" 2>/dev/null || true
 	[ -n "${pid:-}" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
 	pkill -KILL -f "qemu-system.*($state|/tmp/kb)" 2>/dev/null || true
 	umount -l "$mnt" 2>/dev/null || true
@@ -28,4 +31,4 @@ for _ in $(seq 100); do grep -qs katafs "$mnt/version" && break; sleep 0.1; done
 # The probe result decides the bare boot's accelerator too.
 accel=$(bin/katafs check 2>/dev/null | awk '$2 == "accel" { print $3 }')
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(qemu-system-x86_64 --version | head -1), accel ${accel:-tcg}"
-bin/katafs-bench -mnt "$mnt" -kernel "$kernel" -initrd "$initrd" -accel "${accel:-tcg}" "$@"
+bin/katafs-bench -mnt "$mnt" -kernel "$kernel" -initrd "$initrd" -accel "${accel:-tcg}" -netns "$netns" "$@"

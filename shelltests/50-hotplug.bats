@@ -130,3 +130,36 @@ teardown_file() {
 	fails_with "Invalid argument" bash -c "echo 'add eth1' > $MNT/sandboxes/nonet/interfaces"
 	tail -1 "$MNT/sandboxes/nonet/errors" | grep -q "netns"
 }
+
+@test "an OCI bundle: its config.json's process runs on its root" {
+	B=$STATE/bundle
+	mkdir -p "$B"
+	cp -a "$ROOTDIR" "$B/rootfs"
+	cat >"$B/config.json" <<JSON
+{"ociVersion": "1.0.2", "process": {"args": ["cat", "/hello.txt"], "cwd": "/", "env": ["PATH=/bin"]},
+ "root": {"path": "rootfs"}, "hostname": "bundled"}
+JSON
+	echo "create cb bundle=$B" >"$SB/containers/ctl"
+	grep -q '"bundled"' "$SB/containers/cb/config"
+	echo start >"$SB/containers/cb/ctl"
+	[ "$(cat "$SB/containers/cb/procs/init/wait")" = "exit 0" ]
+	[ "$(cat "$SB/containers/cb/procs/init/stdout")" = "from the image" ]
+	echo delete >"$SB/containers/cb/ctl"
+	fails_with "Invalid argument" bash -c "echo 'create cx bundle=$STATE/nobundle' > $SB/containers/ctl"
+}
+
+@test "after a daemon restart, devices and interfaces still list and remove" {
+	truncate -s 4M "$STATE/keep.img"
+	echo "add block $STATE/keep.img id=keep" >"$SB/devices"
+	echo "add eth5 addr=192.168.79.2/24" >"$SB/interfaces"
+	tap=$(grep "^eth5 " "$SB/interfaces" | tr ' ' '\n' | sed -n 's/^tap=//p')
+	stop_daemon
+	start_daemon
+	grep -q "^keep kind=block" "$SB/devices"
+	grep -q "^eth5 .*tap=$tap" "$SB/interfaces"
+	echo "remove keep" >"$SB/devices"
+	! grep -q "^keep " "$SB/devices" || false
+	echo "remove eth5" >"$SB/interfaces"
+	run ip netns exec "$NS" ip link show "$tap"
+	[ "$status" -ne 0 ]
+}

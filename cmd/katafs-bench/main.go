@@ -26,6 +26,7 @@ func main() {
 	accel := flag.String("accel", "tcg", "accelerator for the bare boot (the one the daemon uses)")
 	rounds := flag.Int("rounds", 5, "boots of each kind")
 	reads := flag.Int("reads", 2000, "reads of each file")
+	flag.StringVar(&netns, "netns", "", "a network namespace of this run's own for the NIC benchmark (none: skipped)")
 	flag.Parse()
 	if err := run(*mnt, *kernel, *initrd, *accel, *rounds, *reads); err != nil {
 		fmt.Fprintln(os.Stderr, "katafs-bench:", err)
@@ -96,6 +97,11 @@ func run(mnt, kernel, initrd, accel string, rounds, reads int) error {
 	if err := ioBench(mnt, id, ioSize, ioRounds); err != nil {
 		return err
 	}
+	if netns != "" {
+		if err := hotplugBench(mnt, netns, tmp, 3); err != nil {
+			return fmt.Errorf("hotplug: %w", err)
+		}
+	}
 	rtt, err := checkRTT(filepath.Join(tmp, "rtt"), kernel, initrd, accel)
 	if err != nil {
 		return fmt.Errorf("check round trip: %w", err)
@@ -103,6 +109,9 @@ func run(mnt, kernel, initrd, accel string, rounds, reads int) error {
 	fmt.Printf("                 agent Check round trip (bare VM, median of 50) %v\n", rtt.Round(10*time.Microsecond))
 	return nil
 }
+
+// netns is where the NIC benchmark's taps live.
+var netns string
 
 // Sizes of the I/O benchmark.
 var (
