@@ -127,8 +127,16 @@ func TestContainerRun(t *testing.T) {
 	if pid <= 1 {
 		t.Errorf("init pid %d", pid)
 	}
-	// The pid is the one the host (root pid namespace) sees.
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err != nil || !bytes.HasPrefix(b, []byte("sh\x00")) && !bytes.HasPrefix(b, []byte("sleep\x00")) {
+	// The pid is the one the host (root pid namespace) sees. Right after
+	// the start the process may still be between fork and exec (an empty
+	// cmdline): give it a moment.
+	var b []byte
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if b, err = os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err != nil || len(b) > 0 {
+			break
+		}
+	}
+	if err != nil || !bytes.HasPrefix(b, []byte("sh\x00")) && !bytes.HasPrefix(b, []byte("sleep\x00")) {
 		t.Errorf("/proc/%d/cmdline = %q, %v", pid, b, err)
 	}
 	if _, err := c.StartContainer(ctx, "c1"); !IsFailedPrecondition(err) {
