@@ -75,6 +75,52 @@ var conformance = map[string]func(t *testing.T, s Store){
 			t.Fatalf("binary value changed: %v", err)
 		}
 	},
+	"ListSortedDirectChildren": func(t *testing.T, s Store) {
+		// '-' sorts before '/' and '0' after it: a backend that lists in raw
+		// key order gets this wrong.
+		for _, k := range []string{"d/a0", "d/a/x", "d/a/y/z", "d/a-b", "d/c"} {
+			if err := s.Save(k, []byte(k)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := []string{"a", "a-b", "a0", "c"}
+		for _, p := range []string{"d", "d/"} {
+			names, err := s.List(p)
+			if err != nil || !reflect.DeepEqual(names, want) {
+				t.Fatalf("List(%q) = %v, %v; want %v", p, names, err, want)
+			}
+		}
+		if names, err := s.List(""); err != nil || !reflect.DeepEqual(names, []string{"d"}) {
+			t.Fatalf("List top = %v, %v", names, err)
+		}
+		if names, err := s.List("d/c"); err != nil || len(names) != 0 {
+			t.Fatalf("List of a value = %v, %v", names, err)
+		}
+		if _, err := s.List("../x"); !errors.Is(err, ErrInvalidKey) {
+			t.Fatalf("List(../x) = %v, want ErrInvalidKey", err)
+		}
+	},
+	"ValueOrParent": func(t *testing.T, s Store) {
+		s.Save("a", []byte("1"))
+		if err := s.Save("a/b", nil); !errors.Is(err, ErrConflict) {
+			t.Fatalf("Save below a value = %v, want ErrConflict", err)
+		}
+		s.Save("p/c", []byte("2"))
+		if err := s.Save("p", nil); !errors.Is(err, ErrConflict) {
+			t.Fatalf("Save above a key = %v, want ErrConflict", err)
+		}
+		if _, err := s.Load("p"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Load of a parent = %v, want ErrNotFound", err)
+		}
+		// Once the keys below are gone the name is free for a value.
+		s.Delete("p/c")
+		if err := s.Save("p", []byte("3")); err != nil {
+			t.Fatalf("Save after Delete of the keys below: %v", err)
+		}
+		if got, err := s.Load("p"); err != nil || string(got) != "3" {
+			t.Fatalf("Load = %q, %v", got, err)
+		}
+	},
 }
 
 func runConformance(t *testing.T, mk func(t *testing.T) Store) {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // FS is the filesystem backend: key "a/b" is the file ROOT/a/b.
@@ -40,6 +41,9 @@ func (s *FS) Save(key string, value []byte) error {
 	p := s.path(key)
 	dir := filepath.Dir(p)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		if errors.Is(err, syscall.ENOTDIR) {
+			return fmt.Errorf("%w: %s is below a value", ErrConflict, key)
+		}
 		return fmt.Errorf("metastore: save %s: %w", key, err)
 	}
 	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(p)+"-")
@@ -64,7 +68,18 @@ func (s *FS) Save(key string, value []byte) error {
 		return fmt.Errorf("metastore: save %s: %w", key, err)
 	}
 	if err := os.Rename(tmp, p); err != nil {
-		return fmt.Errorf("metastore: save %s: %w", key, err)
+		// Linux says EISDIR or EEXIST, depending on the filesystem.
+		if fi, serr := os.Lstat(p); serr != nil || !fi.IsDir() {
+			return fmt.Errorf("metastore: save %s: %w", key, err)
+		}
+		// An empty directory left by Delete of the keys below is no
+		// conflict; one with keys in it is.
+		if os.Remove(p) != nil {
+			return fmt.Errorf("%w: %s has keys below it", ErrConflict, key)
+		}
+		if err := os.Rename(tmp, p); err != nil {
+			return fmt.Errorf("metastore: save %s: %w", key, err)
+		}
 	}
 	ok = true
 	return syncDir(dir)
@@ -76,7 +91,8 @@ func (s *FS) Load(key string) ([]byte, error) {
 		return nil, err
 	}
 	b, err := os.ReadFile(s.path(key))
-	if errors.Is(err, fs.ErrNotExist) {
+	// A directory holds keys, not a value; ENOTDIR: a parent is a value.
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.ENOTDIR) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, key)
 	}
 	if err != nil {
@@ -103,7 +119,8 @@ func (s *FS) List(prefix string) ([]string, error) {
 		return nil, err
 	}
 	ents, err := os.ReadDir(s.path(prefix))
-	if errors.Is(err, fs.ErrNotExist) {
+	// ENOTDIR: prefix (or a parent) is a value, which has nothing below it.
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 		return nil, nil
 	}
 	if err != nil {

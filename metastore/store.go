@@ -11,6 +11,9 @@ var (
 	ErrNotFound = errors.New("metastore: no such key")
 	// ErrInvalidKey is wrapped when a key is empty or has empty, "." or ".." parts.
 	ErrInvalidKey = errors.New("metastore: invalid key")
+	// ErrConflict is wrapped by Save when the key is below another key's
+	// value or has keys below it: a key is a value or a parent, never both.
+	ErrConflict = errors.New("metastore: key conflicts with an existing key")
 )
 
 // Store is the storage API of the seed (storage.Save / Load / Delete).
