@@ -160,7 +160,13 @@ func (s *Sandbox) CreateContainer(ctx context.Context, cfg ContainerConfig) erro
 		cl.RemoveContainer(context.Background(), cfg.ID)
 		return fail(err)
 	}
+	c.mu.Lock()
 	c.procs[InitProcess] = p
+	err = c.save()
+	c.mu.Unlock()
+	if err != nil {
+		return fail(err)
+	}
 	c.log.Info("container created")
 	return nil
 }
@@ -194,9 +200,17 @@ func (c *Container) spoolDir(pid string) string {
 
 // Status is StatusContainer.
 func (c *Container) Status(ctx context.Context) (ContainerStatus, error) {
+	// A paused sandbox has every container paused. Sandbox.mu is taken
+	// and let go before Container.mu, as the lock order wants.
+	c.sb.mu.Lock()
+	sbPaused := c.sb.rec.State == StatePaused
+	c.sb.mu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := ContainerStatus{ID: c.cfg.ID, State: c.state}
+	if sbPaused && st.State == StateRunning {
+		st.State = StatePaused
+	}
 	if p := c.procs[InitProcess]; p != nil {
 		ps := p.status()
 		st.Pid, st.Exit = ps.Pid, ps.Exit
@@ -221,6 +235,7 @@ func (c *Container) Start(ctx context.Context) error {
 	}
 	c.state = StateRunning
 	c.procs[InitProcess].started(cl, pid, c.initExited)
+	c.save()
 	c.log.WithField("pid", pid).Info("container started")
 	return nil
 }
@@ -231,6 +246,7 @@ func (c *Container) initExited() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.state = StateStopped
+	c.save()
 }
 
 // Kill is KillContainer: a signal to the init process.
@@ -310,7 +326,7 @@ func (c *Container) freeze(ctx context.Context, from, to State, op string) error
 		return agentErr(op+" container "+c.cfg.ID, err)
 	}
 	c.state = to
-	return nil
+	return c.save()
 }
 
 // Delete is DeleteContainer. A running container must be stopped or
@@ -330,6 +346,9 @@ func (c *Container) Delete(ctx context.Context) error {
 	delete(c.sb.ctrs, c.cfg.ID)
 	c.sb.cmu.Unlock()
 	c.drop()
+	if err := c.sb.m.store.Delete(containerKey(c.sb.cfg.ID, c.cfg.ID)); err != nil {
+		return err
+	}
 	c.log.Info("container deleted")
 	if c.rootDevice != "" {
 		// Its root disk goes too; Sandbox.mu is taken after Container.mu

@@ -314,6 +314,23 @@ func (m *Manager) Fetch(ctx context.Context, id string) (*Sandbox, error) {
 	return s, nil
 }
 
+// Recover runs once when a daemon starts: sandboxes whose create never
+// finished (the daemon died meanwhile) are removed with their QEMU, so
+// none is ever listed half made.
+func (m *Manager) Recover(ctx context.Context) {
+	ids, err := m.List(ctx)
+	if err != nil {
+		m.log.WithError(err).Warn("recover: listing sandboxes")
+		return
+	}
+	for _, id := range ids {
+		var rec record
+		if loadJSON(m.store, recordKey(id), &rec) == nil && rec.State == stateCreating {
+			m.Fetch(ctx, id) // load finds it creating and undoes it
+		}
+	}
+}
+
 // ReleaseAll releases every live sandbox: their VMs keep running, and a
 // later Fetch finds them again.
 func (m *Manager) ReleaseAll(ctx context.Context) {

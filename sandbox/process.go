@@ -19,6 +19,10 @@ import (
 	"github.com/katafs/katafs/relay"
 )
 
+// vmGoneWait is how long a waiter whose session broke waits to learn
+// whether the VM died (then the process was killed with it).
+const vmGoneWait = 3 * time.Second
+
 // Process is one process of a container: its output spools, its stdin,
 // its exit. Its output is drained into the spools from the moment it
 // exists, whether anyone reads or not.
@@ -92,9 +96,15 @@ func (p *Process) started(cl *agent.Client, pid int, onExit func()) {
 	go func() {
 		es, err := cl.WaitProcess(context.Background(), p.c.cfg.ID, p.id)
 		if err != nil {
-			// The session or the VM is gone: nothing more will come.
+			// The session is gone. If the VM went with it (QEMU died), the
+			// process was killed with it; else its status is unknown.
 			es = agent.ExitStatus{Code: -1}
-			p.c.log.WithField("proc", p.id).WithError(err).Warn("lost the process's exit status")
+			select {
+			case <-p.c.sb.Done():
+				es = agent.ExitStatus{Code: 128 + int(syscall.SIGKILL), Signal: "KILL"}
+			case <-time.After(vmGoneWait):
+				p.c.log.WithField("proc", p.id).WithError(err).Warn("lost the process's exit status")
+			}
 		}
 		// Exit status never overtakes output: wait for both spools.
 		p.stdout.Wait(context.Background())
@@ -108,10 +118,13 @@ func (p *Process) started(cl *agent.Client, pid int, onExit func()) {
 			p.stdin.Close()
 		}
 		p.mu.Lock()
-		e := ExitStatus(es)
-		p.exit = &e
-		close(p.exited)
+		if p.exit == nil { // finish may have come first (the VM died)
+			e := ExitStatus(es)
+			p.exit = &e
+			close(p.exited)
+		}
 		p.mu.Unlock()
+		p.c.persist()
 	}()
 }
 
@@ -193,6 +206,7 @@ func (p *Process) Resize(ctx context.Context, rows, cols uint16) error {
 	p.mu.Lock()
 	p.rows, p.cols = rows, cols
 	p.mu.Unlock()
+	p.c.persist()
 	return nil
 }
 
@@ -291,6 +305,7 @@ func (c *Container) Exec(ctx context.Context, cfg ProcessConfig) error {
 	}
 	p.started(cl, pid, nil)
 	c.procs[cfg.ID] = p
+	c.save()
 	c.log.WithFields(map[string]any{"proc": cfg.ID, "pid": pid}).Info("process started")
 	return nil
 }

@@ -130,7 +130,11 @@ func (s *Sandbox) load(ctx context.Context) error {
 		}
 	}
 	s.adopt(v)
-	return s.save()
+	if err := s.save(); err != nil {
+		return err
+	}
+	s.reattachContainers(ctx, v.agent)
+	return nil
 }
 
 // adopt makes v the sandbox's VM and watches for its QEMU to exit.
@@ -160,15 +164,9 @@ func (s *Sandbox) watch(v *vm) {
 	s.rec.State, s.rec.Reason, s.rec.Pid = StateStopped, "qemu exited unexpectedly", 0
 	s.log.Warn("QEMU exited: sandbox stopped")
 	s.unplugAll()
-	// The agent session died with the VM: process streams and waits end
-	// by themselves; the containers stay listed, stopped, until deleted.
-	s.cmu.Lock()
-	for _, c := range s.ctrs {
-		c.mu.Lock()
-		c.state = StateStopped
-		c.mu.Unlock()
-	}
-	s.cmu.Unlock()
+	// The processes died with the VM; the containers stay listed,
+	// stopped, until deleted.
+	s.vmGone()
 	if err := s.save(); err != nil {
 		s.log.WithError(err).Error("saving state")
 	}
@@ -205,14 +203,21 @@ func (s *Sandbox) Status(ctx context.Context) (Status, error) {
 	return st, nil
 }
 
-// Start moves a ready sandbox to running, or boots a stopped one again.
+// Start moves a ready sandbox to running, or boots a stopped one again
+// and creates its containers again from their saved configs.
 func (s *Sandbox) Start(ctx context.Context) error {
-	return s.move(ctx, OpStart, func(from State) error {
+	rebooted := false
+	err := s.move(ctx, OpStart, func(from State) error {
 		if from == StateStopped {
+			rebooted = true
 			return s.boot(ctx, StateRunning)
 		}
 		return nil
 	})
+	if err == nil && rebooted {
+		s.recreateContainers(ctx) // needs s.mu, which move held
+	}
+	return err
 }
 
 // Stop shuts the VM down; the sandbox stays, stopped.
@@ -282,6 +287,11 @@ func (s *Sandbox) Release(ctx context.Context) error {
 	if s.rec.State == "" {
 		return fmt.Errorf("%w: sandbox %s", ErrNotFound, s.cfg.ID)
 	}
+	// Forget the containers first, so that the process waiters the closing
+	// session wakes record nothing: the processes live on in the guest.
+	s.cmu.Lock()
+	s.ctrs = containers{}
+	s.cmu.Unlock()
 	if v := s.vm; v != nil {
 		s.vm = nil
 		v.stopWatching()

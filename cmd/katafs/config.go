@@ -30,6 +30,7 @@ type settings struct {
 	FuseDebug   bool          `json:"fuse_debug"`
 	SpoolLimit  string        `json:"spool_limit"`
 	Ports       int           `json:"hotplug_ports"`
+	Store       string        `json:"store"`
 	QEMUArgs    []string      `json:"qemu_args"`
 }
 
@@ -64,7 +65,7 @@ func defaults() settings {
 		Kernel: kernel, Initrd: initrd, Accel: "auto",
 		ProbeFile: "/var/cache/katafs/accel.json",
 		MemoryMiB: 256, CPUs: 1, BootTimeout: 90 * time.Second, LogLevel: "info",
-		SpoolLimit: "64M", Ports: 8,
+		SpoolLimit: "64M", Ports: 8, Store: "fs",
 	}
 }
 
@@ -110,7 +111,7 @@ func parseFlags(name string, args []string) (settings, *flag.FlagSet, error) {
 		}
 	}
 	fl := flag.NewFlagSet("katafs "+name, flag.ContinueOnError)
-	fl.String("config", cfgFile, "JSON file with these settings (keys: state_dir, qemu, kernel, initrd, accel, accel_cache, memory_mib, cpus, boot_timeout, log_level, spool_limit, hotplug_ports, qemu_args)")
+	fl.String("config", cfgFile, "JSON file with these settings (keys: state_dir, qemu, kernel, initrd, accel, accel_cache, memory_mib, cpus, boot_timeout, log_level, spool_limit, hotplug_ports, store, qemu_args)")
 	fl.StringVar(&s.StateDir, "state-dir", s.StateDir, "where metadata, logs and sockets live")
 	fl.StringVar(&s.QEMU, "qemu", s.QEMU, "QEMU binary")
 	fl.StringVar(&s.Kernel, "kernel", s.Kernel, "guest kernel")
@@ -123,6 +124,7 @@ func parseFlags(name string, args []string) (settings, *flag.FlagSet, error) {
 	fl.StringVar(&s.LogLevel, "log-level", s.LogLevel, "debug, info, warn or error")
 	fl.BoolVar(&s.FuseDebug, "fuse-debug", s.FuseDebug, "log every FUSE request")
 	fl.StringVar(&s.SpoolLimit, "spool-limit", s.SpoolLimit, "output kept per process stream (K, M, G); past it the oldest bytes are dropped")
+	fl.StringVar(&s.Store, "store", s.Store, "metadata backend: fs or leveldb (recorded in the state directory; katafs store migrate converts)")
 	fl.IntVar(&s.Ports, "hotplug-ports", s.Ports, "PCIe root ports each VM reserves for disks and NICs (past them: ENOSPC)")
 	qemuArgs := stringList(s.QEMUArgs)
 	fl.Var(&qemuArgs, "qemu-arg", "extra QEMU argument, repeatable; {rundir} is the VM's run directory (debugging, benchmarks)")

@@ -2,6 +2,7 @@
 //
 //	katafs mount [flags] [MOUNTPOINT]   serve the tree in the foreground (default /kata)
 //	katafs check [flags]                what this host can do; non-zero if katafs cannot run
+//	katafs store migrate --to fs|leveldb [--state-dir DIR]
 //	katafs version
 package main
 
@@ -14,6 +15,7 @@ func usage() {
 	fmt.Fprintf(os.Stderr, `usage:
   katafs mount [flags] [MOUNTPOINT]  serve the tree in the foreground (default /kata)
   katafs check [flags]               report what this host can do
+  katafs store migrate --to KIND     convert the metadata store (fs, leveldb); no daemon may run
   katafs version
 
 run 'katafs mount -h' for the flags.
@@ -31,6 +33,8 @@ func main() {
 		err = runMount(os.Args[2:])
 	case "check":
 		err = runCheck(os.Args[2:])
+	case "store":
+		err = runStore(os.Args[2:])
 	case "version", "--version":
 		err = runVersion(os.Args[2:])
 	case "-h", "--help", "help":

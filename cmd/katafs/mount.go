@@ -12,6 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/katafs/katafs/fs"
+	"github.com/katafs/katafs/metastore"
 	"github.com/katafs/katafs/sandbox"
 )
 
@@ -38,10 +39,18 @@ func runMount(args []string) error {
 	if err := prepareMountpoint(mnt); err != nil {
 		return err
 	}
-	mgr, err := sandbox.NewManager(s.managerOptions())
+	store, closeStore, err := metastore.Open(s.StateDir, s.Store)
 	if err != nil {
 		return err
 	}
+	defer closeStore()
+	opts := s.managerOptions()
+	opts.Store = store
+	mgr, err := sandbox.NewManager(opts)
+	if err != nil {
+		return err
+	}
+	mgr.Recover(context.Background())
 	srv, err := fs.Mount(context.Background(), mnt, backend{mgr}, fs.Options{Log: log, Debug: s.FuseDebug})
 	if err != nil {
 		return fmt.Errorf("mount %s: %w", mnt, err)
