@@ -34,6 +34,8 @@ type Sandbox interface {
 	Delete(ctx context.Context) error
 	// ConsolePath is a log file QEMU appends the guest console to.
 	ConsolePath() string
+	// Events is the sandbox's events stream (Monitor); nil if it has none.
+	Events() Stream
 	// Done is closed when the VM is gone; the console stream then ends.
 	Done() <-chan struct{}
 	Containers(ctx context.Context) ([]string, error)

@@ -147,6 +147,7 @@ var _ Sandbox = (*fakeSandbox)(nil)
 func (s *fakeSandbox) ID() string             { return s.cfg.ID }
 func (s *fakeSandbox) Config() sandbox.Config { return s.cfg }
 func (s *fakeSandbox) ConsolePath() string    { return s.console }
+func (s *fakeSandbox) Events() Stream         { return nil }
 func (s *fakeSandbox) Done() <-chan struct{}  { return s.done }
 
 func (s *fakeSandbox) Status(ctx context.Context) (sandbox.Status, error) {

@@ -61,7 +61,7 @@ func TestMountDevices(t *testing.T) {
 func TestMountInterfacesAndRoutes(t *testing.T) {
 	m := mountFake(t)
 	m.mustSh(`echo create s1 > $M/ctl`)
-	if got := m.mustSh(`ls $M/sandboxes/s1`); got != "config\nconsole\ncontainers\nctl\ndevices\nerrors\ninterfaces\nroutes\nstatus\nstatus.json\n" {
+	if got := m.mustSh(`ls $M/sandboxes/s1`); got != "config\nconsole\ncontainers\nctl\ndevices\nerrors\nevents\ninterfaces\nroutes\nstatus\nstatus.json\n" {
 		t.Errorf("ls sandboxes/s1 = %q", got)
 	}
 	out := m.mustSh(`cd $M/sandboxes/s1 &&

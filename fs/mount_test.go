@@ -21,7 +21,7 @@ func TestMountCreateListStatus(t *testing.T) {
 	if got := m.mustSh(`ls $M`); got != "clone\nctl\nerrors\nsandboxes\nversion\n" {
 		t.Errorf("ls /kata = %q", got)
 	}
-	if got := m.mustSh(`ls $M/sandboxes/s1`); got != "config\nconsole\ncontainers\nctl\ndevices\nerrors\ninterfaces\nroutes\nstatus\nstatus.json\n" {
+	if got := m.mustSh(`ls $M/sandboxes/s1`); got != "config\nconsole\ncontainers\nctl\ndevices\nerrors\nevents\ninterfaces\nroutes\nstatus\nstatus.json\n" {
 		t.Errorf("ls sandboxes/s1 = %q", got)
 	}
 	if got := m.mustSh(`cat $M/version`); got != "katafs 0.1.0\nagent-protocol 1\nqemu 9.2.0\n" {

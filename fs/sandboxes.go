@@ -2,8 +2,11 @@ package fs
 
 import (
 	"context"
+	"fmt"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
+
+	"github.com/katafs/katafs/sandbox"
 )
 
 // newSandboxesDir is /kata/sandboxes: readdir is Backend.List, a lookup
@@ -44,6 +47,18 @@ func sandboxEntries(t *tree, id string) []entry {
 		}},
 		{name: "containers", mode: modeDir, make: func() fusefs.InodeEmbedder {
 			return newContainersDir(t, at)
+		}},
+		{name: "events", mode: modeStream, make: func() fusefs.InodeEmbedder {
+			return &streamFile{t: t, open: func(ctx context.Context) (Stream, error) {
+				s, err := t.backend.Sandbox(ctx, id)
+				if err != nil {
+					return nil, err
+				}
+				if ev := s.Events(); ev != nil {
+					return ev, nil
+				}
+				return nil, fmt.Errorf("%w: sandbox %s has no events file", sandbox.ErrVM, id)
+			}}
 		}},
 		{name: "ctl", mode: modeCtl, make: func() fusefs.InodeEmbedder {
 			return &ctlFile{t: t, at: at, cmds: sandboxCommands(t, id)}

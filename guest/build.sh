@@ -57,6 +57,7 @@ MODULES=(
 	virtio_net net_failover failover
 	vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport
 	overlay
+	pvpanic pvpanic_mmio
 )
 
 STEPS=5

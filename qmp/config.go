@@ -139,6 +139,8 @@ func (c Config) Args() []string {
 		"-m", mem,
 		"-smp", strconv.Itoa(c.CPUs),
 		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+		// A guest panic reaches QMP as GUEST_PANICKED, then QEMU exits.
+		"-device", "pvpanic", "-action", "panic=shutdown",
 	}
 	if c.MemoryPath != "" {
 		a = append(a, "-object", "memory-backend-file,id="+memBackendID+",size="+mem+

@@ -25,12 +25,20 @@ type Sandbox struct {
 
 	cmu  sync.Mutex // guards ctrs only; never held across a call
 	ctrs containers
+
+	events *eventLog
 }
 
 func newSandbox(m *Manager, cfg Config) *Sandbox {
 	gone := make(chan struct{})
 	close(gone)
-	return &Sandbox{m: m, cfg: cfg, log: m.log.WithField("sandbox", cfg.ID), closed: gone, ctrs: containers{}}
+	s := &Sandbox{m: m, cfg: cfg, log: m.log.WithField("sandbox", cfg.ID), closed: gone, ctrs: containers{}}
+	ev, err := m.openEvents(cfg.ID)
+	if err != nil {
+		s.log.WithError(err).Warn("no events file")
+	}
+	s.events = ev
+	return s
 }
 
 // ID is the sandbox's name.
@@ -67,8 +75,11 @@ func (s *Sandbox) create(ctx context.Context) error {
 	if err := s.boot(ctx, StateReady); err != nil {
 		s.m.store.Delete(sandboxKey(s.cfg.ID))
 		os.RemoveAll(s.m.runDir(s.cfg.ID))
+		s.events.close()
+		os.RemoveAll(filepath.Join(s.m.opts.StateDir, "spool", s.cfg.ID))
 		return err
 	}
+	s.events.emit("created", fmt.Sprintf("ready, qemu pid %d", s.rec.Pid))
 	return nil
 }
 
@@ -144,6 +155,8 @@ func (s *Sandbox) adopt(v *vm) {
 	s.closed = v.gone
 	v.released = make(chan struct{})
 	go s.watch(v)
+	go s.watchQMP(v)
+	go s.watchAgent(v)
 }
 
 // watch notes a QEMU that exits by itself: the sandbox becomes stopped.
@@ -161,9 +174,16 @@ func (s *Sandbox) watch(v *vm) {
 	}
 	s.vm = nil
 	v.release()
-	s.rec.State, s.rec.Reason, s.rec.Pid = StateStopped, "qemu exited unexpectedly", 0
+	reason := "qemu exited unexpectedly"
+	v.amu.Lock()
+	if v.shutdown != "" {
+		reason = "qemu exited: " + v.shutdown // e.g. guest-panic, guest-shutdown
+	}
+	v.amu.Unlock()
+	s.rec.State, s.rec.Reason, s.rec.Pid = StateStopped, reason, 0
 	s.log.Warn("QEMU exited: sandbox stopped")
 	s.unplugAll()
+	s.events.emit("qemu-exited", fmt.Sprintf("%v", exitText(v.proc.ExitError())))
 	// The processes died with the VM; the containers stay listed,
 	// stopped, until deleted.
 	s.vmGone()
@@ -276,6 +296,7 @@ func (s *Sandbox) move(ctx context.Context, op Op, do func(from State) error) er
 		s.rec.Reason = "stopped by request"
 	}
 	s.log.Infof("%s: %s -> %s", op, from, to)
+	s.events.emit(stateEvent(op), fmt.Sprintf("%s -> %s", from, to))
 	return s.save()
 }
 
@@ -298,6 +319,8 @@ func (s *Sandbox) Release(ctx context.Context) error {
 		v.release()
 	}
 	s.m.forget(s.cfg.ID)
+	s.events.emit("released", "the VM keeps running")
+	s.events.close()
 	s.log.Info("released")
 	return nil
 }
@@ -317,12 +340,14 @@ func (s *Sandbox) Delete(ctx context.Context) error {
 	os.RemoveAll(s.m.runDir(s.cfg.ID))
 	s.unplugAll()
 	s.dropContainers()
-	os.RemoveAll(filepath.Join(s.m.opts.StateDir, "spool", s.cfg.ID))
 	if err := s.m.store.Delete(sandboxKey(s.cfg.ID)); err != nil {
 		return err
 	}
 	s.rec = record{}
 	s.m.forget(s.cfg.ID)
+	s.events.emit("deleted", "")
+	s.events.close()
+	os.RemoveAll(filepath.Join(s.m.opts.StateDir, "spool", s.cfg.ID))
 	s.log.Info("deleted")
 	return nil
 }
@@ -340,4 +365,11 @@ func (s *Sandbox) dropContainers() {
 		c.state = StateStopped
 		c.mu.Unlock()
 	}
+}
+
+func exitText(err error) string {
+	if err == nil {
+		return "exit 0"
+	}
+	return err.Error()
 }

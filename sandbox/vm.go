@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/katafs/katafs/agent"
@@ -17,10 +18,13 @@ import (
 // vm is one incarnation of a sandbox's VM: the QEMU process, its monitor
 // and the agent session. A stopped and restarted sandbox gets a new vm.
 type vm struct {
-	proc   *qmp.Process
-	mon    *qmp.Monitor
-	agent  *agent.Client
-	runDir string
+	proc *qmp.Process
+	mon  *qmp.Monitor
+	// agent is replaced when watchAgent reconnects; amu guards the swap.
+	amu      sync.Mutex
+	agent    *agent.Client
+	shutdown string // QMP SHUTDOWN's reason, once QEMU said it
+	runDir   string
 	// gone is closed once the sandbox stops watching this VM.
 	gone chan struct{}
 	// released is closed to stop watching without touching the VM.

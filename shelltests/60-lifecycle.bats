@@ -140,3 +140,45 @@ no_gap() {
 	[ "$status" -ne 0 ]
 	[[ $output == *"in use by another katafs"* ]]
 }
+
+@test "events: state changes and QMP events, followed as they come" {
+	echo "create evs" >"$MNT/ctl"
+	E=$MNT/sandboxes/evs/events
+	cat "$E" >"$STATE/events.follow" &
+	follower=$!
+	echo start >"$MNT/sandboxes/evs/ctl"
+	echo pause >"$MNT/sandboxes/evs/ctl"
+	echo resume >"$MNT/sandboxes/evs/ctl"
+	sleep 0.5
+	# the follower saw them while the sandbox lives (cat has not ended)
+	kill -0 "$follower"
+	grep -Eq '^[0-9T:.-]+Z created ' "$STATE/events.follow"
+	grep -q " started ready -> running" "$STATE/events.follow"
+	grep -q " qmp STOP" "$STATE/events.follow"
+	grep -q " paused running -> paused" "$STATE/events.follow"
+	grep -q " resumed paused -> running" "$STATE/events.follow"
+	echo delete >"$MNT/sandboxes/evs/ctl"
+	# deleting ends the stream: the follower gets EOF
+	for _ in $(seq 50); do kill -0 "$follower" 2>/dev/null || break; sleep 0.1; done
+	run kill -0 "$follower"
+	[ "$status" -ne 0 ]
+	grep -q " deleted" "$STATE/events.follow"
+}
+
+@test "a guest panic: guest-panicked and qemu-exited events, the reason in status" {
+	echo "create pan" >"$MNT/ctl"
+	echo start >"$MNT/sandboxes/pan/ctl"
+	C=$MNT/sandboxes/pan/containers
+	echo "create c1 -- sleep 100000" >"$C/ctl"
+	echo start >"$C/c1/ctl"
+	echo "exec boom -- sh -c 'echo c > /proc/sysrq-trigger'" >"$C/c1/procs/ctl"
+	for _ in $(seq 100); do
+		[ "$(field "$MNT/sandboxes/pan/status" state)" = stopped ] && break
+		sleep 0.1
+	done
+	grep -q "^reason qemu exited: guest-panic" "$MNT/sandboxes/pan/status"
+	snap() { head -c "$(stat -c %s "$1")" "$1"; }
+	snap "$MNT/sandboxes/pan/events" | grep -q " guest-panicked "
+	snap "$MNT/sandboxes/pan/events" | grep -q " qemu-exited "
+	echo delete >"$MNT/sandboxes/pan/ctl"
+}

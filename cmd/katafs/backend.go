@@ -43,6 +43,14 @@ func (s sandboxAdapter) Container(ctx context.Context, id string) (fs.Container,
 	return containerAdapter{c}, nil
 }
 
+// Events is a nil interface, not a nil pointer in one, when there is none.
+func (s sandboxAdapter) Events() fs.Stream {
+	if ev := s.Sandbox.Events(); ev != nil {
+		return ev
+	}
+	return nil
+}
+
 type containerAdapter struct{ *sandbox.Container }
 
 func (c containerAdapter) Process(ctx context.Context, id string) (fs.Process, error) {
