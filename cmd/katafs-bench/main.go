@@ -94,6 +94,9 @@ func run(mnt, kernel, initrd, accel string, rounds, reads int) error {
 	fmt.Printf("cat status       median %v vs a trivial file of the same server %v: ratio %.2f (%d reads each)\n",
 		median(ts), median(tt), float64(median(ts))/float64(median(tt)), reads)
 
+	if err := pauseBench(mnt, id, 20); err != nil {
+		return err
+	}
 	if err := ioBench(mnt, id, ioSize, ioRounds); err != nil {
 		return err
 	}
@@ -212,4 +215,28 @@ func dialRetry(ctx context.Context, sock string) (*qmp.Monitor, error) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// pauseBench times `echo pause > ctl` and `echo resume > ctl` (QMP stop
+// and cont behind them); the sandbox must be running afterwards.
+func pauseBench(mnt, id string, n int) error {
+	ctl := filepath.Join(mnt, "sandboxes", id, "ctl")
+	if err := writeFile(ctl, "start\n"); err != nil {
+		return err
+	}
+	var p, r []time.Duration
+	for i := 0; i < n; i++ {
+		t := time.Now()
+		if err := writeFile(ctl, "pause\n"); err != nil {
+			return err
+		}
+		p = append(p, time.Since(t))
+		t = time.Now()
+		if err := writeFile(ctl, "resume\n"); err != nil {
+			return err
+		}
+		r = append(r, time.Since(t))
+	}
+	fmt.Printf("pause / resume   median %v / %v (%d each)\n", median(p).Round(10*time.Microsecond), median(r).Round(10*time.Microsecond), n)
+	return nil
 }
