@@ -157,7 +157,12 @@ func (m *Manager) List(ctx context.Context) ([]string, error) {
 	}
 	ids := names[:0]
 	for _, n := range names {
-		if ValidID(n) == nil {
+		// Only a sandbox with a config exists; a bare directory is the
+		// leftover of a delete and is not listed.
+		if ValidID(n) != nil {
+			continue
+		}
+		if _, err := m.store.Load(configKey(n)); err == nil {
 			ids = append(ids, n)
 		}
 	}

@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/katafs/katafs/qmp"
 )
 
 // Sandbox is one sandbox: its config, its state and, unless stopped, its VM.
@@ -118,9 +122,13 @@ func (s *Sandbox) load(ctx context.Context) error {
 		return nil
 	case stateCreating:
 		// A daemon died while creating it: finish the job of undoing it.
+		// The pid may not be recorded yet; QEMU's own pidfile has it.
 		s.log.Warn("removing a sandbox whose create never finished")
-		if v, err := s.m.attachVM(ctx, s.cfg, s.rec); err == nil {
-			v.destroy(ctx)
+		if s.rec.Pid == 0 {
+			s.rec.Pid = readPidFile(filepath.Join(s.m.runDir(s.cfg.ID), "qemu.pid"))
+		}
+		if p, err := qmp.Attach(s.rec.Pid, s.cfg.ID); err == nil {
+			p.Kill()
 		}
 		os.RemoveAll(s.m.runDir(s.cfg.ID))
 		s.m.store.Delete(sandboxKey(s.cfg.ID))
@@ -243,13 +251,15 @@ func (s *Sandbox) Start(ctx context.Context) error {
 // Stop shuts the VM down; the sandbox stays, stopped.
 func (s *Sandbox) Stop(ctx context.Context) error {
 	return s.move(ctx, OpStop, func(State) error {
+		// Forget the containers before the VM goes, so that the waiters it
+		// wakes record nothing; their saved configs stay for the next start.
+		s.dropContainers()
 		v := s.vm
 		s.vm = nil
 		v.stopWatching()
 		v.destroy(ctx)
 		s.rec.Pid = 0
 		s.unplugAll()
-		s.dropContainers()
 		return nil
 	})
 }
@@ -332,6 +342,9 @@ func (s *Sandbox) Delete(ctx context.Context) error {
 	if s.rec.State == "" {
 		return fmt.Errorf("%w: sandbox %s", ErrNotFound, s.cfg.ID)
 	}
+	// Containers first: waiters the dying VM wakes must not save records
+	// under a sandbox being deleted.
+	s.dropContainers()
 	if v := s.vm; v != nil {
 		s.vm = nil
 		v.stopWatching()
@@ -339,7 +352,6 @@ func (s *Sandbox) Delete(ctx context.Context) error {
 	}
 	os.RemoveAll(s.m.runDir(s.cfg.ID))
 	s.unplugAll()
-	s.dropContainers()
 	if err := s.m.store.Delete(sandboxKey(s.cfg.ID)); err != nil {
 		return err
 	}
@@ -372,4 +384,14 @@ func exitText(err error) string {
 		return "exit 0"
 	}
 	return err.Error()
+}
+
+// readPidFile reads QEMU's -pidfile; 0 if there is none.
+func readPidFile(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return n
 }
