@@ -48,12 +48,17 @@ type containers map[string]*Container
 func (s *Sandbox) Containers(ctx context.Context) ([]string, error) {
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
-	ids := make([]string, 0, len(s.ctrs))
-	for id := range s.ctrs {
+	return sortedKeys(s.ctrs), nil
+}
+
+// sortedKeys lists a map's names in order.
+func sortedKeys[V any](m map[string]V) []string {
+	ids := make([]string, 0, len(m))
+	for id := range m {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	return ids, nil
+	return ids
 }
 
 // Container finds one container.

@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 	"syscall"
 	"time"
@@ -248,12 +247,7 @@ func (p *Process) remove() {
 func (c *Container) Processes(ctx context.Context) ([]string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ids := make([]string, 0, len(c.procs))
-	for id := range c.procs {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	return ids, nil
+	return sortedKeys(c.procs), nil
 }
 
 // Process finds one process of the container.
