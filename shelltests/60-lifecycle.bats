@@ -182,3 +182,17 @@ no_gap() {
 	snap "$MNT/sandboxes/pan/events" | grep -q " qemu-exited "
 	echo delete >"$MNT/sandboxes/pan/ctl"
 }
+
+@test "a QEMU that died while no daemon ran: stopped, with the reason" {
+	echo "create gone" >"$MNT/ctl"
+	pid=$(field "$MNT/sandboxes/gone/status" pid)
+	stop_daemon
+	kill -KILL "$pid"
+	wait_gone "$pid"
+	start_daemon
+	[ "$(field "$MNT/sandboxes/gone/status" state)" = stopped ]
+	grep -q "^reason qemu exited while no daemon ran" "$MNT/sandboxes/gone/status"
+	echo start >"$MNT/sandboxes/gone/ctl"
+	[ "$(field "$MNT/sandboxes/gone/status" agent)" = ok ]
+	echo delete >"$MNT/sandboxes/gone/ctl"
+}
