@@ -82,10 +82,14 @@ func (s *Sandbox) agentClient(op string) (*agent.Client, error) {
 	default:
 		return nil, fmt.Errorf("%w: cannot %s: sandbox %s is %s (want ready or running)", ErrBusy, op, s.cfg.ID, s.rec.State)
 	}
-	if s.vm == nil || s.vm.agent == nil {
+	var cl *agent.Client
+	if s.vm != nil {
+		cl = s.vm.agentClient()
+	}
+	if cl == nil {
 		return nil, fmt.Errorf("%w: sandbox %s: agent unreachable", ErrVM, s.cfg.ID)
 	}
-	return s.vm.agent, nil
+	return cl, nil
 }
 
 // CreateContainer is CreateContainer: the container exists (not started)
@@ -251,7 +255,9 @@ func (c *Container) initExited() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.state = StateStopped
-	c.save()
+	if c.sb.hasContainer(c) {
+		c.save()
+	}
 }
 
 // Kill is KillContainer: a signal to the init process.
@@ -374,6 +380,9 @@ func (c *Container) Delete(ctx context.Context) error {
 // holds c.mu or owns c.
 func (c *Container) drop() {
 	for _, p := range c.procs {
+		// Its VM is going (stop, delete) or it has ended: readers of
+		// wait get an answer; one that ended keeps its own.
+		p.finish(ExitStatus{Code: 128 + int(syscall.SIGKILL), Signal: "KILL"})
 		p.remove()
 	}
 	c.procs = map[string]*Process{}

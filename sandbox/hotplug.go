@@ -78,10 +78,10 @@ func (s *Sandbox) hotplugReady(op string) (hotplug.Monitor, *agent.Client, error
 	default:
 		return nil, nil, fmt.Errorf("%w: cannot %s: sandbox %s is %s (want ready or running)", ErrBusy, op, s.cfg.ID, s.rec.State)
 	}
-	if s.vm == nil || s.vm.mon == nil || s.vm.agent == nil {
+	if s.vm == nil || s.vm.mon == nil || s.vm.agentClient() == nil {
 		return nil, nil, fmt.Errorf("%w: sandbox %s: no VM connection", ErrVM, s.cfg.ID)
 	}
-	return monitorAdapter{s.vm.mon}, s.vm.agent, nil
+	return monitorAdapter{s.vm.mon}, s.vm.agentClient(), nil
 }
 
 // hotplugErr maps hotplug's sentinels onto ours.

@@ -94,6 +94,12 @@ func (p *Process) started(cl *agent.Client, pid int, onExit func()) {
 	p.mu.Unlock()
 	go func() {
 		es, err := cl.WaitProcess(context.Background(), p.c.cfg.ID, p.id)
+		if err != nil && !p.c.sb.hasContainer(p.c) {
+			// Released, stopped or deleted: the session was closed on
+			// purpose and the process may well live on (a restarted daemon
+			// waits for it again). Nothing here is ours to record.
+			return
+		}
 		if err != nil {
 			// The session is gone. If the VM went with it (QEMU died), the
 			// process was killed with it; else its status is unknown.

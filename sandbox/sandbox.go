@@ -152,7 +152,7 @@ func (s *Sandbox) load(ctx context.Context) error {
 	if err := s.save(); err != nil {
 		return err
 	}
-	s.reattachContainers(ctx, v.agent)
+	s.reattachContainers(ctx, v.agentClient())
 	return nil
 }
 
@@ -220,9 +220,9 @@ func (s *Sandbox) Status(ctx context.Context) (Status, error) {
 	s.cmu.Unlock()
 	if s.vm != nil {
 		st.Pid = s.vm.proc.Pid
-		if s.vm.agent != nil {
+		if cl := s.vm.agentClient(); cl != nil {
 			select {
-			case <-s.vm.agent.Done():
+			case <-cl.Done():
 			default:
 				st.Agent = "ok"
 			}

@@ -231,11 +231,11 @@ func (v *vm) destroy(ctx context.Context) {
 	if v == nil {
 		return
 	}
-	if v.agent != nil {
+	if cl := v.agentClient(); cl != nil {
 		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		v.agent.DestroySandbox(actx)
+		cl.DestroySandbox(actx)
 		cancel()
-		v.agent.Close()
+		cl.Close()
 	}
 	if v.mon != nil {
 		if v.proc != nil {
@@ -259,8 +259,8 @@ func (v *vm) release() {
 	if v == nil {
 		return
 	}
-	if v.agent != nil {
-		v.agent.Close()
+	if cl := v.agentClient(); cl != nil {
+		cl.Close()
 	}
 	if v.mon != nil {
 		v.mon.Close()

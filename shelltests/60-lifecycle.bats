@@ -196,3 +196,14 @@ no_gap() {
 	[ "$(field "$MNT/sandboxes/gone/status" agent)" = ok ]
 	echo delete >"$MNT/sandboxes/gone/ctl"
 }
+
+@test "deleting a sandbox ends a reader blocked on wait" {
+	ticker dw
+	C=$MNT/sandboxes/dw/containers
+	timeout 30 cat "$C/c1/procs/t1/wait" >"$STATE/dw.wait" &
+	reader=$!
+	sleep 0.5
+	echo delete >"$MNT/sandboxes/dw/ctl"
+	wait "$reader"
+	[ "$(cat "$STATE/dw.wait")" = "signal KILL" ]
+}
