@@ -110,7 +110,7 @@ func (s *Sandbox) watchAgent(v *vm) {
 		s.log.Warn("agent unreachable; reconnecting")
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			c, err := connectAgent(ctx, v, s.m.runDir(s.cfg.ID)+"/agent.sock")
+			c, err := connectAgent(ctx, v, s.m.files(s.cfg.ID).AgentSocket())
 			cancel()
 			select {
 			case <-v.released:

@@ -53,7 +53,7 @@ func (s *Sandbox) Config() Config { return s.cfg }
 
 // ConsolePath is the log file the guest's serial console goes to.
 func (s *Sandbox) ConsolePath() string {
-	return filepath.Join(s.m.runDir(s.cfg.ID), "console.log")
+	return s.m.files(s.cfg.ID).ConsoleLog()
 }
 
 // Done is closed when the current VM is gone (a stream of its console ends).
@@ -125,7 +125,7 @@ func (s *Sandbox) load(ctx context.Context) error {
 		// The pid may not be recorded yet; QEMU's own pidfile has it.
 		s.log.Warn("removing a sandbox whose create never finished")
 		if s.rec.Pid == 0 {
-			s.rec.Pid = readPidFile(filepath.Join(s.m.runDir(s.cfg.ID), "qemu.pid"))
+			s.rec.Pid = readPidFile(s.m.files(s.cfg.ID).PidFile())
 		}
 		if p, err := qmp.Attach(s.rec.Pid, s.cfg.ID); err == nil {
 			p.Kill()

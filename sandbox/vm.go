@@ -46,6 +46,12 @@ func (m *Manager) runDir(id string) string {
 	return filepath.Join(m.opts.StateDir, "vm", hex.EncodeToString(h[:6]))
 }
 
+// files names the files of a sandbox's VM (sockets, logs, pidfile); qmp
+// owns their layout in the run directory.
+func (m *Manager) files(id string) qmp.Config {
+	return qmp.Config{Name: id, RunDir: m.runDir(id)}
+}
+
 func (m *Manager) qemuConfig(cfg Config, accel string) qmp.Config {
 	run := m.runDir(cfg.ID)
 	extra := make([]string, len(m.opts.QEMUArgs))

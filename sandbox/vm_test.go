@@ -69,7 +69,7 @@ func TestCreateInterruptedUndoesItself(t *testing.T) {
 	// Cancel once QEMU runs but long before the guest answers.
 	go func() {
 		for {
-			b, err := os.ReadFile(filepath.Join(m.runDir("x1"), "qemu.pid"))
+			b, err := os.ReadFile(m.files("x1").PidFile())
 			if err == nil && len(b) > 0 {
 				cancel()
 				return
